@@ -1,0 +1,71 @@
+// Config: the YAML file → a validated Config value. Owns the schema (DESIGN.md §4), the
+// process-exporter compatible format (`process_names:`), and every error as
+// `file:line:col: message`. Pure: no /proc access, no globals; any thread may call it.
+// It never throws: all errors come back in ConfigResult::errors.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pidfd_exporter {
+
+// 1-based line and column of a YAML node; 0 when unknown.
+struct SourcePosition {
+  int line = 0;
+  int column = 0;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string message;
+  // "file:line:col: message" ("file: message" when the position is unknown).
+  std::string ToString() const;
+};
+
+// One entry of `process_sets` (or of process-exporter's `process_names`).
+struct ProcessSetConfig {
+  // Set name; may be a template ({{.Comm}} {{.ExeBase}} {{.ExeFull}} {{.Username}}
+  // {{.PID}} {{.StartTime}} {{.Matches.NAME}}). Default: "{{.ExeBase}}" as in process-exporter.
+  std::string name = "{{.ExeBase}}";
+  bool name_is_template = true;           // the name contains "{{"
+  std::vector<std::string> comm;          // any of, exact
+  std::vector<std::string> exe;           // any of; bare name = basename of argv[0]/exe, with '/' = full path
+  std::vector<std::string> cmdline;       // all of, RE2 on argv joined by spaces, named captures
+  std::vector<std::string> user;          // any of, user name or numeric uid
+  std::vector<std::string> cgroup;        // any of, prefix of the cgroup v2 path
+  std::string pidfile;                    // the process whose PID this file names ("" = unused)
+  bool children = false;                  // descendants of matched processes join this set
+  SourcePosition position;                // of the list entry, for messages
+};
+
+enum class ProcConnectorMode { kAuto, kOn, kOff };
+
+struct Config {
+  std::string source;                     // the file name, or "<built-in>"
+  std::vector<ProcessSetConfig> process_sets;
+  std::chrono::milliseconds scan_interval{5000};
+  ProcConnectorMode proc_connector = ProcConnectorMode::kAuto;
+  size_t max_sets = 256;
+  std::vector<double> reap_latency_buckets{0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600};
+  std::vector<double> lifetime_buckets{0.01, 0.1, 1, 10, 60, 600, 3600, 86400};
+};
+
+struct ConfigResult {
+  std::optional<Config> config;           // set exactly when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Parses YAML text; `file_name` is only used in messages and Config::source.
+ConfigResult ParseConfig(std::string_view text, const std::string& file_name);
+// Reads and parses a file; a missing or unreadable file is one error naming the file and errno.
+ConfigResult LoadConfigFile(const std::string& path);
+
+// Prometheus duration: "200ms", "5s", "1m", "1h30m", "1d". nullopt when malformed or zero.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+}  // namespace pidfd_exporter

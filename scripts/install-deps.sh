@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian bookworm packages that building, running and testing
+# pidfd_exporter need. Idempotent: when every package is present it prints nothing
+# and touches no package list.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build make pkg-config
+  # libraries the exporter links
+  prometheus-cpp-dev libcivetweb-dev civetweb libyaml-cpp-dev libre2-dev libcli11-dev
+  zlib1g-dev libcrypt-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # end-to-end: the real Prometheus server and promtool, an HTTP client
+  prometheus curl ca-certificates python3
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  # dpkg-query prints "install ok installed" only for a fully installed package.
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo -E "$0" "$@"
+  fi
+  echo "install-deps: missing packages (${missing[*]}) and not root; install them with apt-get" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# The package lists of a fresh machine are empty; refresh them once.
+apt-get update -qq
+# policy-rc.d keeps the prometheus package from starting its own service: the tests
+# start their own server on loopback.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ $created_policy -eq 1 ] && rm -f "$policy"
+exit 0
