@@ -16,10 +16,14 @@ std::mutex g_write_mutex;
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -40,11 +44,21 @@ std::string Timestamp() {
 void AppendEscaped(std::string* out, std::string_view value) {
   for (unsigned char c : value) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char hex[8];
@@ -79,7 +93,8 @@ void AppendLogfmtPair(std::string* line, std::string_view key, std::string_view 
 }
 
 void AppendJsonPair(std::string* line, std::string_view key, std::string_view value) {
-  line->append(line->size() > 1 ? ",\"" : "\"");
+  if (line->size() > 1) line->push_back(',');
+  line->push_back('"');
   AppendEscaped(line, key);
   line->append("\":\"");
   AppendEscaped(line, value);
@@ -89,18 +104,26 @@ void AppendJsonPair(std::string* line, std::string_view key, std::string_view va
 }  // namespace
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
-  if (text == "debug") *level = LogLevel::kDebug;
-  else if (text == "info") *level = LogLevel::kInfo;
-  else if (text == "warn") *level = LogLevel::kWarn;
-  else if (text == "error") *level = LogLevel::kError;
-  else return false;
+  if (text == "debug")
+    *level = LogLevel::kDebug;
+  else if (text == "info")
+    *level = LogLevel::kInfo;
+  else if (text == "warn")
+    *level = LogLevel::kWarn;
+  else if (text == "error")
+    *level = LogLevel::kError;
+  else
+    return false;
   return true;
 }
 
 bool ParseLogFormat(std::string_view text, LogFormat* format) {
-  if (text == "logfmt") *format = LogFormat::kLogfmt;
-  else if (text == "json") *format = LogFormat::kJson;
-  else return false;
+  if (text == "logfmt")
+    *format = LogFormat::kLogfmt;
+  else if (text == "json")
+    *format = LogFormat::kJson;
+  else
+    return false;
   return true;
 }
 
@@ -109,13 +132,15 @@ void ConfigureLog(LogLevel level, LogFormat format) {
   g_format.store(static_cast<int>(format));
 }
 
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
   std::string line;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
-    line = "{";
+    line.push_back('{');
     AppendJsonPair(&line, "ts", Timestamp());
     AppendJsonPair(&line, "level", LevelName(level));
     AppendJsonPair(&line, "msg", message);

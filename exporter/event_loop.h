@@ -1,0 +1,69 @@
+// EventLoop: one epoll instance and the thread that runs it. It dispatches readiness of
+// long-lived fds (timers, signals, the proc connector) to their callbacks, and readiness of
+// keyed fds (pidfds) to one keyed handler, without knowing what a process is. Everything
+// except Post() and Stop() must be called on the loop thread (or before Run()); Post()
+// and Stop() may be called from any thread. Callbacks must not throw.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "unique_fd.h"
+
+namespace pidfd_exporter {
+
+class EventLoop {
+ public:
+  using Callback = std::function<void(uint32_t events)>;
+  using KeyedHandler = std::function<void(uint64_t key, uint32_t events)>;
+
+  // nullptr with *error when epoll or eventfd cannot be created.
+  static std::unique_ptr<EventLoop> Create(std::string* error);
+  ~EventLoop();
+
+  // A long-lived fd; its callback runs for every readiness report. The fd stays owned by
+  // the caller and must outlive the registration (or be removed with Remove()).
+  bool AddFd(int fd, uint32_t events, Callback callback);
+  // A keyed fd (a pidfd): readiness goes to the keyed handler with `key`. Keys must stay
+  // below 2^63 (the upper half is the loop's own).
+  bool AddKeyed(int fd, uint32_t events, uint64_t key, int* error = nullptr);
+  void Remove(int fd);
+  void SetKeyedHandler(KeyedHandler handler) { keyed_handler_ = std::move(handler); }
+
+  // A periodic CLOCK_MONOTONIC timer; the callback gets the expiration count. Returns an
+  // id for RescheduleTimer, or -1.
+  int AddTimer(std::chrono::milliseconds interval, std::function<void()> callback);
+  bool RescheduleTimer(int timer_id, std::chrono::milliseconds interval);
+
+  // Runs `task` on the loop thread soon. Thread-safe.
+  void Post(std::function<void()> task);
+  // Makes Run() return after the current dispatch round. Thread-safe.
+  void Stop();
+  // Dispatches until Stop().
+  void Run();
+
+ private:
+  EventLoop() = default;
+  void DrainPosted();
+
+  static constexpr uint64_t kOwnTokenBit = 1ull << 63;
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;                // eventfd: Post() and Stop() wake epoll_wait through it
+  std::deque<Callback> callbacks_;  // by token index; a deque so adding never moves a running callback (token
+                                    // = kOwnTokenBit | index)
+  std::vector<UniqueFd> timers_;
+  KeyedHandler keyed_handler_;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  bool stop_requested_ = false;  // guarded by posted_mutex_
+};
+
+}  // namespace pidfd_exporter

@@ -1,0 +1,307 @@
+// main: flags → config → wiring of event loop, tracker, metrics and HTTP server; the
+// signal mask (SIGTERM/SIGINT stop, SIGHUP reloads, all read through a signalfd on the
+// loop thread); exit codes (0 clean stop or valid config, 1 any start-up error).
+#include <malloc.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "build_info.h"
+#include "config.h"
+#include "event_loop.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "pidfd.h"
+#include "status_page.h"
+#include "tracker.h"
+#include "unique_fd.h"
+
+namespace pidfd_exporter {
+namespace {
+
+constexpr char kDefaultConfigPath[] = "/etc/pidfd_exporter/config.yml";
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string VersionText() {
+  return std::string("pidfd_exporter, version ") + kVersion + " (revision: " + kRevision +
+         ")\n  build date: " + kBuildDate + "\n";
+}
+
+std::string JoinErrors(const std::vector<ConfigError>& errors) {
+  std::string text;
+  for (const auto& error : errors) text += error.ToString() + "\n";
+  return text;
+}
+
+// Root, or CAP_SYS_PTRACE in the effective set: then /proc/PID/stat field 52 is readable
+// for every process (ptrace_may_access in PTRACE_MODE_READ).
+bool CanReadOtherExitCodes() {
+  if (geteuid() == 0) return true;
+  FILE* status = fopen("/proc/self/status", "re");
+  if (!status) return false;
+  char line[256];
+  unsigned long long effective = 0;
+  while (fgets(line, sizeof line, status)) {
+    if (sscanf(line, "CapEff: %llx", &effective) == 1) break;
+  }
+  fclose(status);
+  constexpr int kCapSysPtrace = 19;
+  return (effective >> kCapSysPtrace) & 1;
+}
+
+// One pidfd per watched process: raise the soft descriptor limit to the hard one.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  LogInfo("File descriptor limit", {{"soft", std::to_string(limit.rlim_cur)}});
+}
+
+struct Flags {
+  std::string config_file = kDefaultConfigPath;
+  bool config_file_given = false;
+  bool config_check = false;
+  std::vector<std::string> listen_addresses{":9721"};
+  std::string telemetry_path = "/metrics";
+  std::string web_config_file;
+  std::string procfs = "/proc";
+  std::string log_level = "info";
+  std::string log_format = "logfmt";
+};
+
+ConfigResult LoadInitialConfig(const Flags& flags) {
+  if (flags.config_file_given) return LoadConfigFile(flags.config_file);
+  struct stat ignored {};
+  if (stat(flags.config_file.c_str(), &ignored) == 0) return LoadConfigFile(flags.config_file);
+  LogInfo("No config file, using the built-in default config", {{"missing", flags.config_file}});
+  return ParseConfig(kBuiltinConfig, "<built-in>");
+}
+
+int Run(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{"pidfd_exporter: Prometheus exporter for process exits, reap latency and zombies"};
+  app.set_version_flag("--version", VersionText());
+  app.add_option("--config.file", flags.config_file,
+                 "Process-set config file (default: " + std::string(kDefaultConfigPath) +
+                     ", or the built-in default when that does not exist)");
+  app.add_flag("--config.check", flags.config_check, "Validate the config file, print errors and exit 0/1");
+  app.add_option("--web.listen-address", flags.listen_addresses,
+                 "Address to listen on; repeatable; ':P' means all IPv4 addresses")
+      ->default_str(":9721");
+  app.add_option("--web.telemetry-path", flags.telemetry_path, "Path under which to expose metrics")
+      ->default_str("/metrics");
+  app.add_option("--web.config.file", flags.web_config_file,
+                 "exporter-toolkit web config file (basic_auth_users, tls_server_config)");
+  app.add_option("--path.procfs", flags.procfs, "procfs mountpoint")->default_str("/proc");
+  app.add_option("--log.level", flags.log_level, "debug, info, warn or error")->default_str("info");
+  app.add_option("--log.format", flags.log_format, "logfmt or json")->default_str("logfmt");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+  flags.config_file_given = app.count("--config.file") > 0;
+
+  LogLevel level;
+  LogFormat format;
+  if (!ParseLogLevel(flags.log_level, &level)) {
+    std::cerr << "pidfd_exporter: --log.level must be debug, info, warn or error, not \"" << flags.log_level
+              << "\"\n";
+    return 1;
+  }
+  if (!ParseLogFormat(flags.log_format, &format)) {
+    std::cerr << "pidfd_exporter: --log.format must be logfmt or json, not \"" << flags.log_format << "\"\n";
+    return 1;
+  }
+  ConfigureLog(level, format);
+
+  ConfigResult loaded = LoadInitialConfig(flags);
+  if (flags.config_check) {
+    if (!loaded.config) {
+      std::cerr << JoinErrors(loaded.errors);
+      return 1;
+    }
+    std::cout << loaded.config->source << ": config is valid (" << loaded.config->process_sets.size()
+              << " process sets)\n";
+    return 0;
+  }
+  if (!loaded.config) {
+    LogError("Invalid config", {{"file", flags.config_file}, {"errors", JoinErrors(loaded.errors)}});
+    return 1;
+  }
+  if (!flags.web_config_file.empty()) {
+    LogError("--web.config.file is not supported yet", {{"file", flags.web_config_file}});
+    return 1;
+  }
+  Config config = std::move(*loaded.config);
+
+  LogInfo("Starting pidfd_exporter",
+          {{"version", kVersion}, {"revision", kRevision}, {"config", config.source}});
+
+  // Glibc gives every HTTP thread its own malloc arena; two are plenty for this workload
+  // and keep RSS flat under heavy scraping.
+  mallopt(M_ARENA_MAX, 2);
+  RaiseFileLimit();
+
+  // The probe forks: do it before any thread exists.
+  KernelFeatures features = ProbeKernelFeatures();
+  LogInfo("Kernel features",
+          {{"pidfd_open", features.pidfd_open ? "yes" : "no"},
+           {"reap_events", features.reap_events ? "yes" : "no (kernel < 6.9: reaps seen at scans)"},
+           {"get_info", features.get_info ? "yes" : "no"},
+           {"exit_status", features.exit_status ? "yes" : "no (kernel < 6.15: /proc fallback)"},
+           {"pidfs_identity", features.pidfs_identity ? "yes" : "no"}});
+  if (!features.pidfd_open) {
+    LogError("pidfd_open(2) is not available (Linux 5.3 or newer is required)");
+    return 1;
+  }
+
+  // Block the signals we handle before any thread starts, so every thread inherits the
+  // mask and they reach only the signalfd on the loop thread.
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  UniqueFd signal_fd(signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+
+  std::string error;
+  auto loop = EventLoop::Create(&error);
+  if (!loop) {
+    LogError("Cannot create the event loop", {{"err", error}});
+    return 1;
+  }
+  Metrics metrics(config);
+  metrics.SetKernelFeatures(features);
+  metrics.ConfigReloaded(true, UnixNow());
+
+  TrackerOptions tracker_options;
+  tracker_options.procfs_root = flags.procfs;
+  tracker_options.features = features;
+  tracker_options.can_read_other_exit_codes = CanReadOtherExitCodes();
+  if (!tracker_options.can_read_other_exit_codes && !features.exit_status) {
+    LogWarn(
+        "Exit codes of other users' processes are unreadable: not root, no CAP_SYS_PTRACE, kernel < 6.15; "
+        "their exits are counted with reason=\"unknown\"");
+  }
+  auto tracker = Tracker::Create(loop.get(), &metrics, config, tracker_options, &error);
+  if (!tracker) {
+    LogError("Cannot open procfs", {{"err", error}});
+    return 1;
+  }
+
+  std::string config_path = flags.config_file;
+  bool config_from_file = flags.config_file_given || config.source != "<built-in>";
+  // Reload runs on the loop thread: parse off to the side, swap in at once or not at all.
+  auto reload = [&]() -> std::string {
+    if (!config_from_file) return "";  // the built-in config cannot change
+    ConfigResult next = LoadConfigFile(config_path);
+    if (!next.config) {
+      metrics.ConfigReloaded(false, UnixNow());
+      const std::string errors = JoinErrors(next.errors);
+      LogError("Reload failed, keeping the running config", {{"errors", errors}});
+      return errors;
+    }
+    tracker->ApplyConfig(*next.config);
+    metrics.ConfigReloaded(true, UnixNow());
+    LogInfo("Config reloaded", {{"file", config_path}});
+    return "";
+  };
+
+  HttpServerOptions http_options;
+  http_options.listen_addresses = flags.listen_addresses;
+  http_options.telemetry_path = flags.telemetry_path;
+  HttpHandlers handlers;
+  handlers.render_metrics = [&metrics] { return metrics.Serialize(); };
+  handlers.ready = [&tracker] { return tracker->FirstScanDone(); };
+  const std::string config_source = config.source;
+  handlers.render_status_page = [&] {
+    StatusSnapshot snapshot;
+    snapshot.version = kVersion;
+    snapshot.revision = kRevision;
+    snapshot.telemetry_path = flags.telemetry_path;
+    snapshot.config_source = config_source;
+    snapshot.now_unix_seconds = UnixNow();
+    snapshot.kernel_features = {{"reap_events", features.reap_events},
+                                {"exit_status", features.exit_status},
+                                {"proc_connector", features.proc_connector},
+                                {"pidfs_identity", features.pidfs_identity}};
+    snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
+    snapshot.zombies = tracker->Zombies();
+    for (auto& set : snapshot.sets) {
+      for (const auto& zombie : snapshot.zombies) {
+        if (zombie.set == set.name) {
+          set.oldest_zombie_exit_unix_seconds = zombie.exit_unix_seconds;
+          break;  // zombies are sorted oldest first
+        }
+      }
+    }
+    return RenderStatusPage(snapshot);
+  };
+  handlers.reload = [&loop, &reload]() -> std::string {
+    auto promise = std::make_shared<std::promise<std::string>>();
+    auto answer = promise->get_future();
+    loop->Post([promise, &reload] { promise->set_value(reload()); });
+    if (answer.wait_for(std::chrono::seconds(30)) != std::future_status::ready) return "reload timed out\n";
+    return answer.get();
+  };
+
+  auto server = HttpServer::Start(http_options, handlers, &error);
+  if (!server) {
+    LogError("Cannot start the web server", {{"err", error}});
+    return 1;
+  }
+  for (const auto& address : server->ListeningAddresses()) LogInfo("Listening on", {{"address", address}});
+
+  bool stopping = false;
+  loop->AddFd(signal_fd.get(), EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info{};
+    while (read(signal_fd.get(), &info, sizeof info) == sizeof info) {
+      if (info.ssi_signo == SIGHUP) {
+        LogInfo("SIGHUP: reloading the config");
+        reload();
+      } else if (!stopping) {
+        stopping = true;
+        LogInfo("Stopping", {{"signal", SignalName(static_cast<int>(info.ssi_signo))}});
+        loop->Stop();
+      }
+    }
+  });
+  const int scan_timer = loop->AddTimer(config.scan_interval, [&tracker] { tracker->Scan(); });
+  if (scan_timer < 0) {
+    LogError("Cannot create the scan timer");
+    return 1;
+  }
+  tracker->Scan();
+  loop->Run();
+
+  server.reset();  // stop serving before the tracker and metrics go away
+  LogInfo("Stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace pidfd_exporter
+
+int main(int argc, char** argv) {
+  return pidfd_exporter::Run(argc, argv);
+}

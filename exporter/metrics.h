@@ -1,0 +1,138 @@
+// Metrics: the prometheus-cpp registry and every pidfd_* family with its help text, the
+// per-set series, the zombie gauges (count, by parent, oldest exit), and the text
+// serialization for /metrics. Series are created and updated by the event-loop thread
+// only; HTTP threads only call Serialize() and StatusSets(), which read prometheus-cpp's
+// atomics and the set table under its mutex. Label values from /proc pass through
+// SanitizeLabelValue first, so no process can make /metrics invalid.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "pidfd.h"
+#include "status_page.h"
+
+namespace pidfd_exporter {
+
+// Valid UTF-8 (each invalid byte becomes U+FFFD), C0 controls and DEL become U+FFFD, at
+// most `max_bytes` bytes (cut on a character boundary). Empty input becomes "unknown".
+std::string SanitizeLabelValue(std::string_view raw, size_t max_bytes = 128);
+
+// The name used when more than limits.max_sets distinct set names appear.
+inline constexpr char kOverflowSetName[] = "_other";
+
+class Metrics {
+ public:
+  explicit Metrics(const Config& config);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // --- HTTP threads ---
+  std::string Serialize() const;
+  // Per-set rows for the status page (watched, zombies, exits, reap latency buckets).
+  std::vector<StatusSet> StatusSets(double now_unix_seconds) const;
+
+  // --- event-loop thread ---
+  // The slot of a set name (raw bytes from a template): sanitized, created with all its
+  // series on first use, "_other" once limits.max_sets names exist.
+  size_t SetSlot(std::string_view raw_name);
+  const std::string& SetName(size_t slot) const;
+  // Creates the series of every fixed set name up front (they read 0, never absent).
+  void CreateFixedSets(const std::vector<std::string>& names);
+
+  void ProcessJoined(size_t slot);
+  void ProcessLeft(size_t slot);
+  void ZombieAdded(size_t slot, const std::string& parent_label, double exit_unix_seconds);
+  void ZombieRemoved(size_t slot, const std::string& parent_label, double exit_unix_seconds);
+  void ZombieParentChanged(size_t slot, const std::string& old_parent_label,
+                           const std::string& new_parent_label);
+  void ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds);
+  void ReapLatencyObserved(size_t slot, double seconds);
+  void LifetimeObserved(size_t slot, double seconds);
+  void MissedExit(size_t slot);
+  void UnattributedExit();
+  void CountError(const std::string& operation);
+  void SetKernelFeatures(const KernelFeatures& features);
+  void SetWatchedPidfds(int64_t count);
+  void ScanDuration(double seconds);
+  void ConfigReloaded(bool successful, double now_unix_seconds);
+
+ private:
+  struct SetSeries {
+    std::string name;
+    prometheus::Gauge* processes = nullptr;
+    prometheus::Counter* starts = nullptr;
+    prometheus::Histogram* reap_latency = nullptr;
+    prometheus::Histogram* lifetime = nullptr;
+    prometheus::Gauge* zombies = nullptr;
+    prometheus::Counter* missed_exits = nullptr;
+    prometheus::Gauge* oldest_zombie = nullptr;  // present only while the set has zombies
+    std::multiset<double> zombie_exit_times;
+    struct ParentSeries {
+      prometheus::Gauge* gauge = nullptr;
+      int64_t count = 0;
+    };
+    std::map<std::string, ParentSeries> zombies_by_parent;
+    std::map<std::pair<std::string, std::string>, prometheus::Counter*> exits;  // (reason, code)
+    // For the status page: exits per minute over the last few minutes, and the total.
+    std::atomic<uint64_t> exits_total{0};
+    static constexpr int kRecentMinutes = 6;
+    std::atomic<int64_t> recent_minute[kRecentMinutes] = {};
+    std::atomic<uint64_t> recent_count[kRecentMinutes] = {};
+  };
+  SetSeries& CreateSet(const std::string& sanitized_name);
+  void UpdateOldest(SetSeries& set);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& processes_family_;
+  prometheus::Family<prometheus::Counter>& starts_family_;
+  prometheus::Family<prometheus::Counter>& exits_family_;
+  prometheus::Family<prometheus::Histogram>& reap_latency_family_;
+  prometheus::Family<prometheus::Histogram>& lifetime_family_;
+  prometheus::Family<prometheus::Gauge>& zombies_family_;
+  prometheus::Family<prometheus::Gauge>& zombies_by_parent_family_;
+  prometheus::Family<prometheus::Gauge>& oldest_zombie_family_;
+  prometheus::Family<prometheus::Gauge>& build_info_family_;
+  prometheus::Family<prometheus::Gauge>& kernel_feature_family_;
+  prometheus::Family<prometheus::Gauge>& watched_pidfds_family_;
+  prometheus::Family<prometheus::Counter>& missed_exits_family_;
+  prometheus::Family<prometheus::Counter>& unattributed_exits_family_;
+  prometheus::Family<prometheus::Counter>& errors_family_;
+  prometheus::Family<prometheus::Histogram>& scan_duration_family_;
+  prometheus::Family<prometheus::Gauge>& reload_successful_family_;
+  prometheus::Family<prometheus::Gauge>& reload_timestamp_family_;
+  prometheus::Gauge& watched_pidfds_;
+  prometheus::Counter& unattributed_exits_;
+  prometheus::Histogram& scan_duration_;
+  prometheus::Gauge& reload_successful_;
+  prometheus::Gauge& reload_timestamp_;
+  std::map<std::string, prometheus::Counter*> errors_;
+
+  std::vector<double> reap_latency_buckets_;
+  std::vector<double> lifetime_buckets_;
+  size_t max_sets_;
+  // The set table: appended by the loop thread, read by HTTP threads (StatusSets) under
+  // the mutex. A deque keeps element addresses stable while it grows.
+  mutable std::mutex sets_mutex_;
+  std::deque<SetSeries> sets_;
+  std::unordered_map<std::string, size_t> slot_by_name_;  // loop thread only
+  std::shared_ptr<prometheus::Collectable> process_collector_;
+};
+
+}  // namespace pidfd_exporter

@@ -1,0 +1,136 @@
+// Tracker: the process table and every state change of a watched process:
+// discovered (/proc scan) → matched to a set → pidfd opened and verified → watched →
+// exited (zombie) → reaped. It turns those changes into metric updates and keeps the
+// board of current zombies for the status page. Everything runs on the event-loop thread
+// except Zombies() and FirstScanDone(), which HTTP threads may call. It never blocks:
+// /proc reads are small files, and a process that vanishes mid-read is simply dropped
+// ("PIDs can vanish between getting the list and getting stats").
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "event_loop.h"
+#include "metrics.h"
+#include "pidfd.h"
+#include "process_set.h"
+#include "procfs.h"
+#include "status_page.h"
+#include "unique_fd.h"
+
+namespace pidfd_exporter {
+
+struct TrackerOptions {
+  std::string procfs_root = "/proc";
+  KernelFeatures features;
+  // Whether /proc/PID/stat field 52 (exit status of a zombie) is readable for every
+  // process: root or CAP_SYS_PTRACE. Without it the field reads 0 for other users.
+  bool can_read_other_exit_codes = false;
+};
+
+class Tracker {
+ public:
+  // `loop` and `metrics` must outlive the tracker. Fails (nullptr, *error) when the
+  // procfs root cannot be opened.
+  static std::unique_ptr<Tracker> Create(EventLoop* loop, Metrics* metrics, const Config& config,
+                                         TrackerOptions options, std::string* error);
+  ~Tracker();
+
+  // --- event-loop thread ---
+  // Full /proc reconciliation: discovers new processes, re-matches changed ones.
+  void Scan();
+  // Readiness of the pidfd registered under `key`.
+  void OnPidfdEvent(uint64_t key, uint32_t events);
+  // Swaps in a new, already validated config: new matchers; every process is matched
+  // again at the next scan, which this schedules at once.
+  void ApplyConfig(const Config& config);
+
+  // --- any thread ---
+  bool FirstScanDone() const { return first_scan_done_.load(std::memory_order_acquire); }
+  // The current zombies, oldest first.
+  std::vector<StatusZombie> Zombies() const;
+
+ private:
+  Tracker(EventLoop* loop, Metrics* metrics, const Config& config, TrackerOptions options, UniqueFd procfs);
+
+  enum class State { kRunning, kZombie };
+  struct WatchedProcess {
+    uint64_t key = 0;  // pidfs inode, or a counter on kernels without pidfs
+    int pid = 0;
+    Pidfd pidfd;
+    uint64_t start_time_ticks = 0;
+    std::string comm;      // raw bytes, as read
+    size_t set_slot = 0;   // Metrics slot
+    size_t set_index = 0;  // index into the config's process_sets
+    bool set_has_children = false;
+    bool joined_via_ancestor = false;
+    uint64_t config_generation = 0;
+    State state = State::kRunning;
+    bool exit_time_known = false;
+    int64_t exit_monotonic_ns = 0;
+    double exit_boot_seconds = 0;
+    double exit_unix_seconds = 0;  // exit time, or first sight for zombies found as zombies
+    int parent_pid = 0;
+    std::string parent_label;        // sanitized comm of the parent
+    std::optional<int> wait_status;  // from /proc/PID/stat field 52 while a zombie
+  };
+  struct UnmatchedProcess {
+    uint64_t start_time_ticks = 0;
+    std::string comm;
+    uint64_t pidfile_generation = 0;
+    uint64_t config_generation = 0;
+    uint64_t last_seen_scan = 0;
+  };
+  struct ScanEntry {
+    int pid = 0;
+    ProcessStat stat;
+  };
+
+  // Reads what the matchers need, matches, opens and verifies the pidfd, and starts
+  // watching. `ancestors` maps pid → parent pid for this scan (for children: true).
+  void Discover(const ScanEntry& entry, const std::unordered_map<int, int>& ancestors);
+  std::optional<MatchResult> MatchAncestors(int parent_pid, const std::unordered_map<int, int>& ancestors,
+                                            const ProcessAttributes& attributes) const;
+  bool ReadAttributes(int directory_fd, const ProcessStat& stat, ProcessAttributes* attributes);
+  void Rematch(WatchedProcess& process, const ProcessStat& stat);
+  void StopWatching(WatchedProcess& process);
+  void HandleExit(WatchedProcess& process, int64_t monotonic_ns, double boot_seconds, double unix_seconds);
+  void HandleReparent(WatchedProcess& process);
+  void HandleReap(WatchedProcess& process, int64_t monotonic_ns);
+  void Forget(uint64_t key);
+  // Parent pid and (when needed) the zombie's wait status, read while it is a zombie.
+  void ReadZombieDetails(WatchedProcess& process, const ProcessStat* known_stat);
+  std::string ParentLabel(int parent_pid) const;
+  const std::string& Username(uint32_t uid);
+  void BoardAdd(const WatchedProcess& process);
+  void BoardRemove(const WatchedProcess& process);
+  void PublishWatchedCount();
+
+  EventLoop* loop_;
+  Metrics* metrics_;
+  TrackerOptions options_;
+  UniqueFd procfs_;
+  std::unique_ptr<ProcessSets> sets_;
+  uint64_t config_generation_ = 1;
+  uint64_t pidfile_generation_ = 1;
+  uint64_t scan_number_ = 0;
+  uint64_t next_synthetic_key_ = 1;
+  std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
+  std::unordered_map<int, uint64_t> key_by_pid_;
+  std::unordered_map<int, UnmatchedProcess> unmatched_;
+  std::unordered_map<uint32_t, std::string> usernames_;
+  std::atomic<bool> first_scan_done_{false};
+
+  mutable std::mutex board_mutex_;
+  std::map<uint64_t, StatusZombie> board_;  // by key; guarded by board_mutex_
+};
+
+}  // namespace pidfd_exporter
