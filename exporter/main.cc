@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pidfd.h"
+#include "proc_connector.h"
 #include "status_page.h"
 #include "tracker.h"
 #include "unique_fd.h"
@@ -208,6 +209,25 @@ int Run(int argc, char** argv) {
     LogError("Cannot open procfs", {{"err", error}});
     return 1;
   }
+
+  if (config.proc_connector != ProcConnectorMode::kOff) {
+    std::string connector_error;
+    auto connector = ProcConnector::Open(ProcConnector::kDefaultReceiveBufferBytes, &connector_error);
+    if (connector) {
+      features.proc_connector = true;
+      LogInfo("Proc connector subscribed: forks, execs, renames and exits are seen as they happen",
+              {{"receive_buffer_bytes", std::to_string(connector->receive_buffer_bytes())}});
+      tracker->AttachConnector(std::move(connector));
+    } else if (config.proc_connector == ProcConnectorMode::kOn) {
+      LogError("proc_connector: on, but the proc connector is unavailable", {{"err", connector_error}});
+      return 1;
+    } else {
+      LogWarn("Proc connector unavailable; discovering processes by scanning /proc only (processes shorter "
+              "than the scan interval can be missed)",
+              {{"err", connector_error}});
+    }
+  }
+  metrics.SetKernelFeatures(features);
 
   std::string config_path = flags.config_file;
   bool config_from_file = flags.config_file_given || config.source != "<built-in>";

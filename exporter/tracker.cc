@@ -130,9 +130,22 @@ void Tracker::Scan() {
       // A different start time means the PID was recycled; the watched process's own
       // pidfd reports its end, after which the newcomer is discovered.
       if (process.start_time_ticks != entry.stat.start_time_ticks) continue;
-      if (process.state == State::kRunning &&
-          (process.comm != entry.stat.comm || process.config_generation != config_generation_)) {
+      if (process.state != State::kRunning) continue;
+      if (process.comm != entry.stat.comm || process.config_generation != config_generation_) {
         Rematch(process, entry.stat);
+      }
+      // A provisional pidfd is only needed across the fork → exec/rename window; one that
+      // survived a whole scan interval unmatched goes back to the cheap unmatched list
+      // (later renames still arrive as connector events).
+      auto again = key_by_pid_.find(entry.pid);
+      if (again != key_by_pid_.end()) {
+        WatchedProcess& still = processes_.at(again->second);
+        if (!still.member && still.discovered_scan + 1 < scan_number_) {
+          unmatched_[entry.pid] =
+              UnmatchedProcess{entry.stat.start_time_ticks, entry.stat.comm,     pidfile_generation_,
+                               config_generation_,          lineage_generation_, scan_number_};
+          Forget(still.key);
+        }
       }
       continue;
     }
@@ -142,7 +155,8 @@ void Tracker::Scan() {
       // Matched nothing before: look again only when something the matchers read changed
       // (a fork that exec'd or renamed itself, a pidfile that now names it, a new config).
       if (known.start_time_ticks == entry.stat.start_time_ticks && known.comm == entry.stat.comm &&
-          known.pidfile_generation == pidfile_generation_ && known.config_generation == config_generation_) {
+          known.pidfile_generation == pidfile_generation_ && known.config_generation == config_generation_ &&
+          known.lineage_generation == lineage_generation_) {
         continue;
       }
       unmatched_.erase(unmatched);
@@ -150,6 +164,9 @@ void Tracker::Scan() {
     Discover(entry, parent_of);
   }
   std::erase_if(unmatched_, [this](const auto& item) { return item.second.last_seen_scan != scan_number_; });
+  // A ghost waits for its exit event, which is queued before the next scan unless the
+  // connector lost it (then the rescan is all there is).
+  std::erase_if(ghosts_, [this](const auto& item) { return item.second.created_scan + 1 < scan_number_; });
 
   // Kernels before 6.9 report no EPOLLHUP at the reap: look at each zombie's pidfd here.
   if (!options_.features.reap_events) {
@@ -157,7 +174,7 @@ void Tracker::Scan() {
     for (auto& [key, process] : processes_) {
       if (process.state == State::kZombie && process.pidfd.IsReaped()) reaped.push_back(key);
     }
-    for (uint64_t key : reaped) HandleReap(processes_.at(key), MonotonicNanoseconds());
+    for (uint64_t key : reaped) HandleReap(processes_.at(key), MonotonicNanoseconds(), false);
   }
 
   metrics_->ScanDuration(static_cast<double>(MonotonicNanoseconds() - started) / 1e9);
@@ -248,8 +265,9 @@ void Tracker::Discover(const ScanEntry& entry, const std::unordered_map<int, int
     via_ancestor = match.has_value();
   }
   if (!match) {
-    unmatched_[entry.pid] = UnmatchedProcess{entry.stat.start_time_ticks, entry.stat.comm,
-                                             pidfile_generation_, config_generation_, scan_number_};
+    unmatched_[entry.pid] =
+        UnmatchedProcess{entry.stat.start_time_ticks, entry.stat.comm,     pidfile_generation_,
+                         config_generation_,          lineage_generation_, scan_number_};
     return;
   }
 
@@ -271,45 +289,139 @@ void Tracker::Discover(const ScanEntry& entry, const std::unordered_map<int, int
   auto verify_text = ReadFileAt(directory.get(), "stat", 4096, &error);
   auto verified = verify_text ? ParseStat(*verify_text) : std::nullopt;
   if (!verified || verified->start_time_ticks != entry.stat.start_time_ticks) return;
+  Adopt(std::move(pidfd), entry.stat, std::move(attributes), match, via_ancestor,
+        /*zombie_exit_unknown=*/true);
+}
 
+void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
+  int error = 0;
+  Pidfd pidfd = Pidfd::Open(pid, &error);
+  if (!pidfd.valid()) {
+    if (error == EMFILE || error == ENFILE)
+      metrics_->CountError("emfile");
+    else if (!IsGoneError(error))
+      metrics_->CountError("pidfd_open");
+    return;
+  }
+  const std::string pid_name = std::to_string(pid);
+  UniqueFd directory(openat(procfs_.get(), pid_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!directory) return;
+  auto text = ReadFileAt(directory.get(), "stat", 4096, &error);
+  auto stat = text ? ParseStat(*text) : std::nullopt;
+  if (!stat || (stat->flags & kProcessFlagKernelThread)) return;
+  ProcessAttributes attributes;
+  if (!ReadAttributes(directory.get(), *stat, &attributes)) return;
+  // Everything above was read by PID after pidfd_open: it is ours only if the pidfd's
+  // process was still not reaped afterwards (then the PID could not have been reused).
+  if (pidfd.IsReaped()) return;
+
+  std::optional<MatchResult> match = sets_->Match(attributes);
+  bool via_ancestor = false;
+  if (!match) {
+    match = MatchAncestors(stat->parent_pid, {}, attributes);
+    via_ancestor = match.has_value();
+  }
+  if (!match && !provisional_allowed) {
+    unmatched_[pid] = UnmatchedProcess{stat->start_time_ticks, stat->comm,          pidfile_generation_,
+                                       config_generation_,     lineage_generation_, scan_number_};
+    return;
+  }
+  // A zombie found here exited moments ago: its pidfd reports the exit right after the
+  // registration and the connector's exit event gives the exact time.
+  Adopt(std::move(pidfd), *stat, std::move(attributes), match, via_ancestor, /*zombie_exit_unknown=*/false);
+}
+
+Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, const ProcessStat& stat, ProcessAttributes attributes,
+                                        const std::optional<MatchResult>& match, bool via_ancestor,
+                                        bool zombie_exit_unknown) {
   uint64_t key = options_.features.pidfs_identity ? pidfd.Inode() : 0;
   if (key == 0) key = next_synthetic_key_++;
   key &= ~(1ull << 63);
-  if (processes_.count(key)) return;  // already watched (the same process under its inode)
+  if (processes_.count(key)) return nullptr;  // already watched (the same process under its inode)
 
   WatchedProcess process;
   process.key = key;
-  process.pid = entry.pid;
-  process.start_time_ticks = entry.stat.start_time_ticks;
-  process.comm = entry.stat.comm;
-  process.set_index = match->set_index;
-  process.set_has_children = match->children;
-  process.joined_via_ancestor = via_ancestor;
+  process.pid = stat.pid;
+  process.start_time_ticks = stat.start_time_ticks;
+  process.comm = stat.comm;
+  process.attributes = std::move(attributes);
+  process.discovered_scan = scan_number_;
   process.config_generation = config_generation_;
-  process.set_slot = metrics_->SetSlot(match->name);
   process.pidfd = std::move(pidfd);
-
   // EPOLLET: the first report is the exit (EPOLLIN), a later one with EPOLLHUP the reap;
   // level-triggered EPOLLIN would spin for as long as the process stays a zombie.
+  int error = 0;
   if (!loop_->AddKeyed(process.pidfd.fd(), EPOLLIN | EPOLLET, key, &error)) {
     metrics_->CountError(error == ENOMEM || error == ENOSPC ? "epoll_limit" : "epoll_ctl");
-    return;
+    return nullptr;
   }
-  metrics_->ProcessJoined(process.set_slot);
   auto [inserted, ignored] = processes_.emplace(key, std::move(process));
   WatchedProcess& watched = inserted->second;
   key_by_pid_[watched.pid] = key;
+  watched.member = false;
+  SetMembership(watched, match, via_ancestor);
+  PublishWatchedCount();
 
-  if (IsZombie(entry.stat)) {
+  if (watched.member && zombie_exit_unknown && IsZombie(stat)) {
     // Already a zombie when first seen: its exit time is unknown. It counts as a zombie
     // (age from first sight, a lower bound) but yields no reap latency and no lifetime.
     watched.state = State::kZombie;
     watched.exit_time_known = false;
     watched.exit_unix_seconds = ClockSeconds(CLOCK_REALTIME);
-    ReadZombieDetails(watched, &*verified);
+    ReadZombieDetails(watched, &stat);
     metrics_->ZombieAdded(watched.set_slot, watched.parent_label, watched.exit_unix_seconds);
     BoardAdd(watched);
   }
+  return &watched;
+}
+
+void Tracker::SetMembership(WatchedProcess& process, const std::optional<MatchResult>& match,
+                            bool via_ancestor) {
+  if (!match) {
+    if (process.member) {
+      metrics_->ProcessLeft(process.set_slot);
+      process.member = false;
+    }
+    process.joined_via_ancestor = false;
+    return;
+  }
+  const size_t slot = metrics_->SetSlot(match->name);
+  const bool gains_children_member = match->children && !(process.member && process.set_has_children);
+  if (!process.member) {
+    process.set_slot = slot;
+    process.member = true;
+    metrics_->ProcessJoined(slot);
+  } else if (slot != process.set_slot) {
+    // It became something else (exec, rename): it leaves the old set and joins the new
+    // one, where its exit will be counted.
+    metrics_->ProcessLeft(process.set_slot);
+    process.set_slot = slot;
+    metrics_->ProcessJoined(slot);
+  }
+  process.set_index = match->set_index;
+  process.set_has_children = match->children;
+  process.joined_via_ancestor = via_ancestor;
+  // Descendants forked before this process matched now belong to its set too: make the
+  // next scan look at the unmatched ones again.
+  if (gains_children_member) ++lineage_generation_;
+}
+
+void Tracker::Reconsider(WatchedProcess& process) {
+  process.config_generation = config_generation_;
+  std::optional<MatchResult> match = sets_->Match(process.attributes);
+  bool via_ancestor = false;
+  if (!match && process.joined_via_ancestor) {
+    // Descendants keep the membership they inherited, under the name they get now.
+    match = MatchResult{process.set_index, sets_->NameForDescendant(process.set_index, process.attributes),
+                        process.set_has_children};
+    via_ancestor = true;
+  }
+  if (!match && !process.member) {
+    // A provisional process whose parent joined a children set meanwhile.
+    match = MatchAncestors(process.attributes.parent_pid, {}, process.attributes);
+    via_ancestor = match.has_value();
+  }
+  SetMembership(process, match, via_ancestor);
 }
 
 void Tracker::Rematch(WatchedProcess& process, const ProcessStat& stat) {
@@ -319,37 +431,19 @@ void Tracker::Rematch(WatchedProcess& process, const ProcessStat& stat) {
   ProcessAttributes attributes;
   if (!ReadAttributes(directory.get(), stat, &attributes)) return;
   process.comm = stat.comm;
-  process.config_generation = config_generation_;
-  std::optional<MatchResult> match = sets_->Match(attributes);
-  bool via_ancestor = false;
-  if (!match && process.joined_via_ancestor) {
-    // Descendants keep the membership they inherited, under the name they get now.
-    match = MatchResult{process.set_index, sets_->NameForDescendant(process.set_index, attributes),
-                        process.set_has_children};
-    via_ancestor = true;
-  }
-  if (!match) {
+  process.attributes = std::move(attributes);
+  Reconsider(process);
+  if (!process.member && !connector_) {
+    // Without the connector nothing needs a provisional pidfd.
     const int pid = process.pid;
-    StopWatching(process);
-    unmatched_[pid] = UnmatchedProcess{stat.start_time_ticks, stat.comm, pidfile_generation_,
-                                       config_generation_, scan_number_};
-    return;
-  }
-  const size_t new_slot = metrics_->SetSlot(match->name);
-  process.set_index = match->set_index;
-  process.set_has_children = match->children;
-  process.joined_via_ancestor = via_ancestor;
-  if (new_slot != process.set_slot) {
-    // It became something else (exec, rename): it leaves the old set and joins the new
-    // one, where its exit will be counted.
-    metrics_->ProcessLeft(process.set_slot);
-    process.set_slot = new_slot;
-    metrics_->ProcessJoined(new_slot);
+    unmatched_[pid] = UnmatchedProcess{stat.start_time_ticks, stat.comm,           pidfile_generation_,
+                                       config_generation_,    lineage_generation_, scan_number_};
+    Forget(process.key);
   }
 }
 
 void Tracker::StopWatching(WatchedProcess& process) {
-  metrics_->ProcessLeft(process.set_slot);
+  if (process.member) metrics_->ProcessLeft(process.set_slot);
   Forget(process.key);
 }
 
@@ -368,15 +462,22 @@ void Tracker::Forget(uint64_t key) {
 void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
   auto found = processes_.find(key);
   if (found == processes_.end()) return;
+  if (!found->second.member) {
+    // A provisional process ended. Its rename or exec, if any, was queued on the
+    // connector before it exited: handle those first, then decide on its last identity.
+    DrainConnector();
+    found = processes_.find(key);
+    if (found == processes_.end()) return;
+    if (!found->second.member && !ResolveProvisionalExit(found->second)) return;
+  }
   WatchedProcess& process = found->second;
   const int64_t now = MonotonicNanoseconds();
   // Deduplicate by state, never count events: EPOLLIN alone also arrives again when a
   // zombie is re-parented, and exit and reap can arrive in one event.
   if (events & (EPOLLHUP | EPOLLERR)) {
-    if (process.state == State::kRunning) {
-      HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME), ClockSeconds(CLOCK_REALTIME));
-    }
-    HandleReap(process, now);
+    const bool together = process.state == State::kRunning;
+    if (together) HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME), ClockSeconds(CLOCK_REALTIME));
+    HandleReap(process, now, together);
     return;
   }
   if (events & EPOLLIN) {
@@ -388,6 +489,21 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
   }
 }
 
+bool Tracker::ResolveProvisionalExit(WatchedProcess& process) {
+  if (process.identity_lost) {
+    // It exec'd and was gone before its new name could be read: never guess a set.
+    metrics_->UnattributedExit();
+    Forget(process.key);
+    return false;
+  }
+  Reconsider(process);
+  if (!process.member) {
+    Forget(process.key);
+    return false;
+  }
+  return true;
+}
+
 void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns, double boot_seconds,
                          double unix_seconds) {
   process.state = State::kZombie;
@@ -395,6 +511,13 @@ void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns, double b
   process.exit_monotonic_ns = monotonic_ns;
   process.exit_boot_seconds = boot_seconds;
   process.exit_unix_seconds = unix_seconds;
+  if (process.connector_exit_ns > 0 && process.connector_exit_ns < monotonic_ns) {
+    // The connector stamped the exit in the kernel: more precise than our wake-up.
+    const double earlier = static_cast<double>(monotonic_ns - process.connector_exit_ns) / 1e9;
+    process.exit_monotonic_ns = process.connector_exit_ns;
+    process.exit_boot_seconds -= earlier;
+    process.exit_unix_seconds -= earlier;
+  }
   ReadZombieDetails(process, nullptr);
   metrics_->ZombieAdded(process.set_slot, process.parent_label, process.exit_unix_seconds);
   BoardAdd(process);
@@ -447,10 +570,13 @@ void Tracker::HandleReparent(WatchedProcess& process) {
   BoardAdd(process);
 }
 
-void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns) {
+void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together) {
   if (process.exit_time_known) {
-    metrics_->ReapLatencyObserved(process.set_slot,
-                                  static_cast<double>(monotonic_ns - process.exit_monotonic_ns) / 1e9);
+    // Exit and reap in one wake-up (auto-reaping parents, SA_NOCLDWAIT): nothing tells
+    // them apart, and the kernel does both in one go for such parents: latency 0.
+    const double latency =
+        exit_and_reap_together ? 0.0 : static_cast<double>(monotonic_ns - process.exit_monotonic_ns) / 1e9;
+    metrics_->ReapLatencyObserved(process.set_slot, latency);
     const double lifetime = process.exit_boot_seconds - static_cast<double>(process.start_time_ticks) /
                                                             static_cast<double>(ClockTicksPerSecond());
     metrics_->LifetimeObserved(process.set_slot, lifetime);
@@ -460,6 +586,7 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns) {
     if (auto info = process.pidfd.GetInfo(Pidfd::kInfoExit); info && info->has_exit)
       wait_status = info->exit_status;
   }
+  if (!wait_status) wait_status = process.connector_wait_status;
   if (!wait_status) wait_status = process.wait_status;
   if (wait_status) {
     const ExitReason reason = DescribeWaitStatus(*wait_status);
@@ -467,10 +594,206 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns) {
   } else {
     metrics_->ExitCounted(process.set_slot, "unknown", "", ClockSeconds(CLOCK_REALTIME));
   }
-  metrics_->ZombieRemoved(process.set_slot, process.parent_label, process.exit_unix_seconds);
-  BoardRemove(process);
+  if (process.state == State::kZombie) {
+    metrics_->ZombieRemoved(process.set_slot, process.parent_label, process.exit_unix_seconds);
+    BoardRemove(process);
+  }
   metrics_->ProcessLeft(process.set_slot);
   Forget(process.key);
+}
+
+void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
+  connector_ = std::move(connector);
+  loop_->AddFd(connector_->fd(), EPOLLIN, [this](uint32_t) { DrainConnector(); });
+}
+
+void Tracker::ScheduleRescan() {
+  if (rescan_pending_) return;
+  rescan_pending_ = true;
+  loop_->Post([this] {
+    rescan_pending_ = false;
+    Scan();
+  });
+}
+
+void Tracker::DrainConnector() {
+  if (!connector_ || draining_connector_) return;
+  draining_connector_ = true;
+  // Bounded rounds: under a fork storm the loop must still get to pidfds and scrapes;
+  // the socket stays readable and epoll calls back.
+  for (int round = 0; round < 16; ++round) {
+    connector_batch_.Clear();
+    std::string error;
+    const ProcConnector::ReceiveStatus status = connector_->Receive(&connector_batch_, &error);
+    for (const ProcEvent& event : connector_batch_.events) OnConnectorEvent(event);
+    if (connector_batch_.lost || status == ProcConnector::ReceiveStatus::kOverflow) {
+      // Events were dropped: only a full /proc scan can tell what was missed.
+      metrics_->CountError("connector_overflow");
+      ScheduleRescan();
+    }
+    if (status == ProcConnector::ReceiveStatus::kError) {
+      metrics_->CountError("connector_receive");
+      LogWarn("Proc connector receive failed", {{"err", error}});
+      break;
+    }
+    if (status == ProcConnector::ReceiveStatus::kWouldBlock) break;
+  }
+  draining_connector_ = false;
+}
+
+void Tracker::OnConnectorEvent(const ProcEvent& event) {
+  // Threads fork, exec and exit like processes; only thread-group events are process
+  // events (an exec from a non-leader thread is reported with the leader's pid).
+  if (event.IsThreadEvent()) return;
+  switch (event.kind) {
+    case ProcEvent::Kind::kFork:
+      OnFork(event.pid, event.parent_tgid);
+      break;
+    case ProcEvent::Kind::kExec:
+      OnExecOrComm(event.pid, nullptr);
+      break;
+    case ProcEvent::Kind::kComm:
+      OnExecOrComm(event.pid, &event.comm);
+      break;
+    case ProcEvent::Kind::kExit:
+      OnConnectorExit(event);
+      break;
+    case ProcEvent::Kind::kOther:
+      break;
+  }
+}
+
+bool Tracker::SettleStale(int pid) {
+  auto stale = key_by_pid_.find(pid);
+  if (stale == key_by_pid_.end()) return true;
+  WatchedProcess& old = processes_.at(stale->second);
+  // The PID was handed out again, so the process we hold under it was reaped; its pidfd
+  // event may still be queued behind this connector event: settle it now.
+  if (!old.pidfd.IsReaped()) return false;
+  if (!old.member) {
+    Forget(old.key);
+    return true;
+  }
+  const int64_t now = MonotonicNanoseconds();
+  const bool together = old.state == State::kRunning;
+  if (together) HandleExit(old, now, ClockSeconds(CLOCK_BOOTTIME), ClockSeconds(CLOCK_REALTIME));
+  HandleReap(old, now, together);
+  return true;
+}
+
+void Tracker::OnFork(int child_pid, int parent_pid) {
+  unmatched_.erase(child_pid);
+  ghosts_.erase(child_pid);
+  if (!SettleStale(child_pid)) return;
+  const size_t watched_before = processes_.size();
+  DiscoverPid(child_pid, /*provisional_allowed=*/true);
+  if (processes_.size() > watched_before || key_by_pid_.count(child_pid)) return;
+  // Reaped before we could open it (or out of descriptors): remember what a fork
+  // inherits, its parent's name, so that its exit event can still be counted.
+  Ghost ghost;
+  ghost.parent_pid = parent_pid;
+  ghost.created_scan = scan_number_;
+  if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
+    const WatchedProcess& watched_parent = processes_.at(parent->second);
+    ghost.comm = watched_parent.comm;
+    if (watched_parent.member && watched_parent.set_has_children) {
+      ProcessAttributes attributes = watched_parent.attributes;
+      attributes.pid = child_pid;
+      attributes.parent_pid = parent_pid;
+      ghost.inherited = MatchResult{watched_parent.set_index,
+                                    sets_->NameForDescendant(watched_parent.set_index, attributes), true};
+    }
+  } else {
+    ghost.comm = RawComm(parent_pid);
+  }
+  ghosts_[child_pid] = std::move(ghost);
+}
+
+void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
+  if (auto ghost = ghosts_.find(pid); ghost != ghosts_.end()) {
+    if (new_comm) {
+      ghost->second.comm = *new_comm;
+      ghost->second.exec_seen = false;
+    } else {
+      ghost->second.exec_seen = true;
+    }
+    return;
+  }
+  auto watched = key_by_pid_.find(pid);
+  if (watched == key_by_pid_.end()) {
+    // Not watched: it matched nothing so far. Something it is matched on changed.
+    unmatched_.erase(pid);
+    DiscoverPid(pid, /*provisional_allowed=*/false);
+    return;
+  }
+  WatchedProcess& process = processes_.at(watched->second);
+  if (process.state != State::kRunning) return;
+  const std::string pid_name = std::to_string(process.pid);
+  UniqueFd directory(openat(procfs_.get(), pid_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::optional<ProcessStat> stat;
+  if (directory) {
+    if (auto text = ReadFileAt(directory.get(), "stat", 4096)) stat = ParseStat(*text);
+  }
+  ProcessAttributes attributes;
+  bool readable = stat && stat->start_time_ticks == process.start_time_ticks &&
+                  ReadAttributes(directory.get(), *stat, &attributes) && !process.pidfd.IsReaped();
+  if (readable) {
+    process.comm = stat->comm;
+    process.attributes = std::move(attributes);
+  } else if (new_comm) {
+    // Gone already, but the event carries the new name.
+    process.comm = *new_comm;
+    process.attributes.comm = *new_comm;
+  } else {
+    process.identity_lost = true;
+    return;
+  }
+  process.identity_lost = false;
+  Reconsider(process);
+}
+
+void Tracker::OnConnectorExit(const ProcEvent& event) {
+  const int pid = event.pid;
+  if (auto watched = key_by_pid_.find(pid); watched != key_by_pid_.end()) {
+    WatchedProcess& process = processes_.at(watched->second);
+    process.connector_exit_ns = static_cast<int64_t>(event.timestamp_ns);
+    process.connector_wait_status = static_cast<int>(event.exit_code);
+    if (process.member && process.state == State::kZombie && process.exit_time_known &&
+        process.connector_exit_ns < process.exit_monotonic_ns) {
+      // The pidfd woke us first; the connector's in-kernel stamp is the true exit time.
+      process.exit_monotonic_ns = process.connector_exit_ns;
+    }
+    return;
+  }
+  auto found = ghosts_.find(pid);
+  if (found == ghosts_.end()) return;
+  Ghost ghost = std::move(found->second);
+  ghosts_.erase(found);
+  if (ghost.exec_seen) {
+    metrics_->UnattributedExit();
+    return;
+  }
+  ProcessAttributes attributes;
+  attributes.pid = pid;
+  attributes.parent_pid = ghost.parent_pid;
+  attributes.comm = ghost.comm;
+  std::optional<MatchResult> match = sets_->Match(attributes);
+  if (!match) match = ghost.inherited;
+  if (!match) return;
+  // A member that ended before any pidfd could be opened: its exit counts (reason and
+  // code from the event), without a reap latency.
+  const size_t slot = metrics_->SetSlot(match->name);
+  metrics_->ProcessJoined(slot);
+  metrics_->ProcessLeft(slot);
+  const ExitReason reason = DescribeWaitStatus(static_cast<int>(event.exit_code));
+  metrics_->ExitCounted(slot, reason.reason, reason.code, ClockSeconds(CLOCK_REALTIME));
+  metrics_->MissedExit(slot);
+}
+
+std::string Tracker::RawComm(int pid) const {
+  const std::string path = std::to_string(pid) + "/comm";
+  auto text = ReadFileAt(procfs_.get(), path.c_str(), 256);
+  return text ? ParseComm(*text) : std::string();
 }
 
 const std::string& Tracker::Username(uint32_t uid) {

@@ -1,6 +1,7 @@
 // Tracker: the process table and every state change of a watched process:
-// discovered (/proc scan) → matched to a set → pidfd opened and verified → watched →
-// exited (zombie) → reaped. It turns those changes into metric updates and keeps the
+// discovered (/proc scan, or the proc connector's fork/exec/comm events) → matched to a
+// set → pidfd opened and verified → watched → exited (zombie) → reaped; and the safety net
+// for exits seen only by the connector. It turns those changes into metric updates and keeps the
 // board of current zombies for the status page. Everything runs on the event-loop thread
 // except Zombies() and FirstScanDone(), which HTTP threads may call. It never blocks:
 // /proc reads are small files, and a process that vanishes mid-read is simply dropped
@@ -21,6 +22,7 @@
 #include "event_loop.h"
 #include "metrics.h"
 #include "pidfd.h"
+#include "proc_connector.h"
 #include "process_set.h"
 #include "procfs.h"
 #include "status_page.h"
@@ -49,6 +51,11 @@ class Tracker {
   void Scan();
   // Readiness of the pidfd registered under `key`.
   void OnPidfdEvent(uint64_t key, uint32_t events);
+  // Takes the subscribed proc connector: from now on forks, execs, renames and exits are
+  // seen as they happen, and the scan only reconciles.
+  void AttachConnector(std::unique_ptr<ProcConnector> connector);
+  // Reads and handles everything the connector has queued.
+  void DrainConnector();
   // Swaps in a new, already validated config: new matchers; every process is matched
   // again at the next scan, which this schedules at once.
   void ApplyConfig(const Config& config);
@@ -67,8 +74,15 @@ class Tracker {
     int pid = 0;
     Pidfd pidfd;
     uint64_t start_time_ticks = 0;
-    std::string comm;      // raw bytes, as read
-    size_t set_slot = 0;   // Metrics slot
+    std::string comm;  // raw bytes, as read
+    // A member counts in its set. A provisional process (member = false) was forked while
+    // the connector watched and matched nothing yet: its pidfd is held until it execs or
+    // renames into a set, exits, or the next scan finds it still unmatched.
+    bool member = true;
+    ProcessAttributes attributes;  // the latest read (provisional processes re-match on it)
+    bool identity_lost = false;    // exec'd, and gone before the new name could be read
+    uint64_t discovered_scan = 0;
+    size_t set_slot = 0;   // Metrics slot (members only)
     size_t set_index = 0;  // index into the config's process_sets
     bool set_has_children = false;
     bool joined_via_ancestor = false;
@@ -77,16 +91,28 @@ class Tracker {
     bool exit_time_known = false;
     int64_t exit_monotonic_ns = 0;
     double exit_boot_seconds = 0;
-    double exit_unix_seconds = 0;  // exit time, or first sight for zombies found as zombies
+    double exit_unix_seconds = 0;   // exit time, or first sight for zombies found as zombies
+    int64_t connector_exit_ns = 0;  // the connector's in-kernel exit timestamp, 0 when not seen
+    std::optional<int> connector_wait_status;
     int parent_pid = 0;
     std::string parent_label;        // sanitized comm of the parent
     std::optional<int> wait_status;  // from /proc/PID/stat field 52 while a zombie
+  };
+  // A process the connector reported whose pidfd could not be opened in time (reaped
+  // already): what is known of it, so that its exit event can still be counted.
+  struct Ghost {
+    int parent_pid = 0;
+    std::string comm;                      // inherited from the parent at fork, or from a comm event
+    bool exec_seen = false;                // exec'd since: the comm above is no longer its name
+    std::optional<MatchResult> inherited;  // member of a children: true set by lineage
+    uint64_t created_scan = 0;
   };
   struct UnmatchedProcess {
     uint64_t start_time_ticks = 0;
     std::string comm;
     uint64_t pidfile_generation = 0;
     uint64_t config_generation = 0;
+    uint64_t lineage_generation = 0;
     uint64_t last_seen_scan = 0;
   };
   struct ScanEntry {
@@ -94,25 +120,48 @@ class Tracker {
     ProcessStat stat;
   };
 
-  // Reads what the matchers need, matches, opens and verifies the pidfd, and starts
-  // watching. `ancestors` maps pid → parent pid for this scan (for children: true).
+  // Scan path: reads what the matchers need through a pinned /proc directory, matches,
+  // opens and verifies the pidfd, and starts watching. `ancestors` maps pid → parent pid
+  // for this scan (for children: true).
   void Discover(const ScanEntry& entry, const std::unordered_map<int, int>& ancestors);
+  // Connector path: pidfd first, then /proc, trusted while the pidfd is not reaped.
+  // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
+  void DiscoverPid(int pid, bool provisional_allowed);
+  // Starts watching: epoll registration, metrics, zombie-at-first-sight handling.
+  WatchedProcess* Adopt(Pidfd pidfd, const ProcessStat& stat, ProcessAttributes attributes,
+                        const std::optional<MatchResult>& match, bool via_ancestor, bool zombie_exit_unknown);
   std::optional<MatchResult> MatchAncestors(int parent_pid, const std::unordered_map<int, int>& ancestors,
                                             const ProcessAttributes& attributes) const;
   bool ReadAttributes(int directory_fd, const ProcessStat& stat, ProcessAttributes* attributes);
+  // Matches again after a change (scan saw a new comm, exec or comm event, reload) and
+  // moves the process between sets, promotes or demotes it.
+  void Reconsider(WatchedProcess& process);
+  void SetMembership(WatchedProcess& process, const std::optional<MatchResult>& match, bool via_ancestor);
   void Rematch(WatchedProcess& process, const ProcessStat& stat);
   void StopWatching(WatchedProcess& process);
   void HandleExit(WatchedProcess& process, int64_t monotonic_ns, double boot_seconds, double unix_seconds);
   void HandleReparent(WatchedProcess& process);
-  void HandleReap(WatchedProcess& process, int64_t monotonic_ns);
+  void HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together);
+  // A provisional process exited: promote it if its last known identity matches; false
+  // when it was dropped (forgotten or unattributed).
+  bool ResolveProvisionalExit(WatchedProcess& process);
   void Forget(uint64_t key);
   // Parent pid and (when needed) the zombie's wait status, read while it is a zombie.
   void ReadZombieDetails(WatchedProcess& process, const ProcessStat* known_stat);
   std::string ParentLabel(int parent_pid) const;
+  std::string RawComm(int pid) const;
   const std::string& Username(uint32_t uid);
   void BoardAdd(const WatchedProcess& process);
   void BoardRemove(const WatchedProcess& process);
   void PublishWatchedCount();
+  void ScheduleRescan();
+  // Connector events.
+  void OnConnectorEvent(const ProcEvent& event);
+  void OnFork(int child_pid, int parent_pid);
+  void OnExecOrComm(int pid, const std::string* new_comm);
+  void OnConnectorExit(const ProcEvent& event);
+  // A PID is about to be reused: the process we still hold under it must be reaped.
+  bool SettleStale(int pid);
 
   EventLoop* loop_;
   Metrics* metrics_;
@@ -122,7 +171,13 @@ class Tracker {
   uint64_t config_generation_ = 1;
   uint64_t pidfile_generation_ = 1;
   uint64_t scan_number_ = 0;
+  uint64_t lineage_generation_ = 1;
   uint64_t next_synthetic_key_ = 1;
+  std::unique_ptr<ProcConnector> connector_;
+  ConnectorBatch connector_batch_;
+  bool draining_connector_ = false;
+  bool rescan_pending_ = false;
+  std::unordered_map<int, Ghost> ghosts_;
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
   std::unordered_map<int, uint64_t> key_by_pid_;
   std::unordered_map<int, UnmatchedProcess> unmatched_;
