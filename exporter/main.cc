@@ -222,13 +222,18 @@ int Run(int argc, char** argv) {
       LogError("proc_connector: on, but the proc connector is unavailable", {{"err", connector_error}});
       return 1;
     } else {
-      LogWarn("Proc connector unavailable; discovering processes by scanning /proc only (processes shorter "
-              "than the scan interval can be missed)",
-              {{"err", connector_error}});
+      LogWarn(
+          "Proc connector unavailable; discovering processes by scanning /proc only (processes shorter "
+          "than the scan interval can be missed)",
+          {{"err", connector_error}});
     }
   }
   metrics.SetKernelFeatures(features);
 
+  const ProcConnectorMode running_connector_mode = config.proc_connector;
+  const std::pair<std::vector<double>, std::vector<double>> running_buckets{config.reap_latency_buckets,
+                                                                            config.lifetime_buckets};
+  int scan_timer_id = -1;
   std::string config_path = flags.config_file;
   bool config_from_file = flags.config_file_given || config.source != "<built-in>";
   // Reload runs on the loop thread: parse off to the side, swap in at once or not at all.
@@ -241,7 +246,13 @@ int Run(int argc, char** argv) {
       LogError("Reload failed, keeping the running config", {{"errors", errors}});
       return errors;
     }
+    if (next.config->proc_connector != running_connector_mode ||
+        next.config->reap_latency_buckets != running_buckets.first ||
+        next.config->lifetime_buckets != running_buckets.second) {
+      LogWarn("discovery.proc_connector and histogram buckets take effect at the next restart");
+    }
     tracker->ApplyConfig(*next.config);
+    loop->RescheduleTimer(scan_timer_id, next.config->scan_interval);
     metrics.ConfigReloaded(true, UnixNow());
     LogInfo("Config reloaded", {{"file", config_path}});
     return "";
@@ -306,8 +317,8 @@ int Run(int argc, char** argv) {
       }
     }
   });
-  const int scan_timer = loop->AddTimer(config.scan_interval, [&tracker] { tracker->Scan(); });
-  if (scan_timer < 0) {
+  scan_timer_id = loop->AddTimer(config.scan_interval, [&tracker] { tracker->Scan(); });
+  if (scan_timer_id < 0) {
     LogError("Cannot create the scan timer");
     return 1;
   }

@@ -244,31 +244,61 @@ std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
-Metrics::SetSeries& Metrics::CreateSet(const std::string& sanitized_name) {
+Metrics::SetSeries& Metrics::CreateSet(const std::string& sanitized_name, const std::string& origin) {
   const prometheus::Labels labels{{"set", sanitized_name}};
   std::lock_guard<std::mutex> lock(sets_mutex_);
   SetSeries& set = sets_.emplace_back();
   set.name = sanitized_name;
+  set.origin = origin;
   set.processes = &processes_family_.Add(labels);
   set.starts = &starts_family_.Add(labels);
   set.reap_latency = &reap_latency_family_.Add(labels, reap_latency_buckets_);
   set.lifetime = &lifetime_family_.Add(labels, lifetime_buckets_);
   set.zombies = &zombies_family_.Add(labels);
   set.missed_exits = &missed_exits_family_.Add(labels);
-  slot_by_name_.emplace(sanitized_name, sets_.size() - 1);
+  slot_by_name_[sanitized_name] = sets_.size() - 1;
+  ++live_sets_;
   return set;
 }
 
-size_t Metrics::SetSlot(std::string_view raw_name) {
+size_t Metrics::SetSlot(std::string_view raw_name, const std::string& origin) {
   const std::string name = SanitizeLabelValue(raw_name);
-  if (auto found = slot_by_name_.find(name); found != slot_by_name_.end()) return found->second;
-  if (sets_.size() >= max_sets_) {
+  if (auto found = slot_by_name_.find(name); found != slot_by_name_.end()) {
+    sets_[found->second].origin = origin;
+    return found->second;
+  }
+  if (live_sets_ >= max_sets_) {
     if (auto other = slot_by_name_.find(kOverflowSetName); other != slot_by_name_.end()) return other->second;
-    CreateSet(kOverflowSetName);
+    CreateSet(kOverflowSetName, kOverflowSetName);
     return sets_.size() - 1;
   }
-  CreateSet(name);
+  CreateSet(name, origin);
   return sets_.size() - 1;
+}
+
+void Metrics::RemoveSets(const std::set<std::string>& configured_origins, const std::vector<bool>& in_use) {
+  std::lock_guard<std::mutex> lock(sets_mutex_);
+  for (size_t slot = 0; slot < sets_.size(); ++slot) {
+    SetSeries& set = sets_[slot];
+    if (set.removed || set.name == kOverflowSetName) continue;
+    if ((slot < in_use.size() && in_use[slot]) || configured_origins.count(set.origin)) continue;
+    processes_family_.Remove(set.processes);
+    starts_family_.Remove(set.starts);
+    reap_latency_family_.Remove(set.reap_latency);
+    lifetime_family_.Remove(set.lifetime);
+    zombies_family_.Remove(set.zombies);
+    missed_exits_family_.Remove(set.missed_exits);
+    if (set.oldest_zombie) oldest_zombie_family_.Remove(set.oldest_zombie);
+    for (auto& [parent, series] : set.zombies_by_parent) zombies_by_parent_family_.Remove(series.gauge);
+    for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
+    set.zombies_by_parent.clear();
+    set.exits.clear();
+    set.zombie_exit_times.clear();
+    set.oldest_zombie = nullptr;
+    set.removed = true;
+    slot_by_name_.erase(set.name);
+    --live_sets_;
+  }
 }
 
 const std::string& Metrics::SetName(size_t slot) const {
@@ -276,7 +306,7 @@ const std::string& Metrics::SetName(size_t slot) const {
 }
 
 void Metrics::CreateFixedSets(const std::vector<std::string>& names) {
-  for (const auto& name : names) SetSlot(name);
+  for (const auto& name : names) SetSlot(name, name);
 }
 
 void Metrics::ProcessJoined(size_t slot) {
@@ -417,6 +447,7 @@ std::vector<StatusSet> Metrics::StatusSets(double now_unix_seconds) const {
   std::lock_guard<std::mutex> lock(sets_mutex_);
   rows.reserve(sets_.size());
   for (const SetSeries& set : sets_) {
+    if (set.removed) continue;
     StatusSet row;
     row.name = set.name;
     row.watched = static_cast<int64_t>(set.processes->Value());

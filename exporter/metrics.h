@@ -51,10 +51,19 @@ class Metrics {
   // --- event-loop thread ---
   // The slot of a set name (raw bytes from a template): sanitized, created with all its
   // series on first use, "_other" once limits.max_sets names exist.
-  size_t SetSlot(std::string_view raw_name);
+  // `origin` is the config entry's name template that produced the name: a reload keeps
+  // the sets whose origin is still configured.
+  size_t SetSlot(std::string_view raw_name, const std::string& origin);
   const std::string& SetName(size_t slot) const;
   // Creates the series of every fixed set name up front (they read 0, never absent).
   void CreateFixedSets(const std::vector<std::string>& names);
+
+  // After a reload: removes every series of the sets that are not `in_use` and whose
+  // origin is not among `configured_origins` ("_other" stays). Their slots must no longer
+  // be used by anything.
+  void RemoveSets(const std::set<std::string>& configured_origins, const std::vector<bool>& in_use);
+  size_t SetCount() const { return sets_.size(); }
+  void SetMaxSets(size_t max_sets) { max_sets_ = max_sets; }
 
   void ProcessJoined(size_t slot);
   void ProcessLeft(size_t slot);
@@ -76,6 +85,8 @@ class Metrics {
  private:
   struct SetSeries {
     std::string name;
+    std::string origin;
+    bool removed = false;
     prometheus::Gauge* processes = nullptr;
     prometheus::Counter* starts = nullptr;
     prometheus::Histogram* reap_latency = nullptr;
@@ -96,7 +107,7 @@ class Metrics {
     std::atomic<int64_t> recent_minute[kRecentMinutes] = {};
     std::atomic<uint64_t> recent_count[kRecentMinutes] = {};
   };
-  SetSeries& CreateSet(const std::string& sanitized_name);
+  SetSeries& CreateSet(const std::string& sanitized_name, const std::string& origin);
   void UpdateOldest(SetSeries& set);
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -132,6 +143,7 @@ class Metrics {
   mutable std::mutex sets_mutex_;
   std::deque<SetSeries> sets_;
   std::unordered_map<std::string, size_t> slot_by_name_;  // loop thread only
+  size_t live_sets_ = 0;                                  // sets not removed
   std::shared_ptr<prometheus::Collectable> process_collector_;
 };
 

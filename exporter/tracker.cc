@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "log.h"
 
@@ -67,6 +68,7 @@ Tracker::Tracker(EventLoop* loop, Metrics* metrics, const Config& config, Tracke
       options_(std::move(options)),
       procfs_(std::move(procfs)),
       sets_(std::make_unique<ProcessSets>(config)) {
+  for (const auto& set : config.process_sets) set_templates_.push_back(set.name);
   metrics_->CreateFixedSets(sets_->FixedNames());
   loop_->SetKeyedHandler([this](uint64_t key, uint32_t events) { OnPidfdEvent(key, events); });
   PublishWatchedCount();
@@ -76,9 +78,54 @@ Tracker::~Tracker() = default;
 
 void Tracker::ApplyConfig(const Config& config) {
   sets_ = std::make_unique<ProcessSets>(config);
+  set_templates_.clear();
+  for (const auto& set : config.process_sets) set_templates_.push_back(set.name);
+  metrics_->SetMaxSets(config.max_sets);
   metrics_->CreateFixedSets(sets_->FixedNames());
   ++config_generation_;
-  loop_->Post([this] { Scan(); });
+  std::vector<uint64_t> keys;
+  keys.reserve(processes_.size());
+  for (const auto& [key, process] : processes_) keys.push_back(key);
+  // Parents first, so that descendants see their ancestors' new membership.
+  std::sort(keys.begin(), keys.end(), [this](uint64_t a, uint64_t b) {
+    return processes_.at(a).start_time_ticks < processes_.at(b).start_time_ticks;
+  });
+  for (uint64_t key : keys) {
+    WatchedProcess& process = processes_.at(key);
+    // Set indexes of the old config mean nothing in the new one.
+    process.joined_via_ancestor = false;
+    if (process.state == State::kRunning) {
+      // Re-read: the new matchers may need attributes the old ones did not.
+      const std::string path = std::to_string(process.pid) + "/stat";
+      auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096);
+      auto stat = text ? ParseStat(*text) : std::nullopt;
+      if (stat && stat->start_time_ticks == process.start_time_ticks) {
+        Rematch(process, *stat);
+        continue;
+      }
+    }
+    // A zombie (or a process gone mid-reload) is judged on what was last read of it.
+    const bool was_zombie = process.state == State::kZombie && process.member;
+    const size_t old_slot = process.set_slot;
+    Reconsider(process);
+    if (!process.member) {
+      if (was_zombie) {
+        metrics_->ZombieRemoved(old_slot, process.parent_label, process.exit_unix_seconds);
+        BoardRemove(process);
+      }
+      Forget(key);
+    } else if (was_zombie && process.set_slot != old_slot) {
+      metrics_->ZombieRemoved(old_slot, process.parent_label, process.exit_unix_seconds);
+      metrics_->ZombieAdded(process.set_slot, process.parent_label, process.exit_unix_seconds);
+      BoardAdd(process);
+    }
+  }
+  std::vector<bool> in_use(metrics_->SetCount(), false);
+  for (const auto& [key, process] : processes_) {
+    if (process.member && process.set_slot < in_use.size()) in_use[process.set_slot] = true;
+  }
+  metrics_->RemoveSets(std::set<std::string>(set_templates_.begin(), set_templates_.end()), in_use);
+  ScheduleRescan();
 }
 
 void Tracker::Scan() {
@@ -385,7 +432,7 @@ void Tracker::SetMembership(WatchedProcess& process, const std::optional<MatchRe
     process.joined_via_ancestor = false;
     return;
   }
-  const size_t slot = metrics_->SetSlot(match->name);
+  const size_t slot = metrics_->SetSlot(match->name, set_templates_[match->set_index]);
   const bool gains_children_member = match->children && !(process.member && process.set_has_children);
   if (!process.member) {
     process.set_slot = slot;
@@ -416,8 +463,8 @@ void Tracker::Reconsider(WatchedProcess& process) {
                         process.set_has_children};
     via_ancestor = true;
   }
-  if (!match && !process.member) {
-    // A provisional process whose parent joined a children set meanwhile.
+  if (!match) {
+    // A parent (or further ancestor) that belongs to a children: true set.
     match = MatchAncestors(process.attributes.parent_pid, {}, process.attributes);
     via_ancestor = match.has_value();
   }
@@ -782,7 +829,7 @@ void Tracker::OnConnectorExit(const ProcEvent& event) {
   if (!match) return;
   // A member that ended before any pidfd could be opened: its exit counts (reason and
   // code from the event), without a reap latency.
-  const size_t slot = metrics_->SetSlot(match->name);
+  const size_t slot = metrics_->SetSlot(match->name, set_templates_[match->set_index]);
   metrics_->ProcessJoined(slot);
   metrics_->ProcessLeft(slot);
   const ExitReason reason = DescribeWaitStatus(static_cast<int>(event.exit_code));

@@ -56,8 +56,10 @@ class Tracker {
   void AttachConnector(std::unique_ptr<ProcConnector> connector);
   // Reads and handles everything the connector has queued.
   void DrainConnector();
-  // Swaps in a new, already validated config: new matchers; every process is matched
-  // again at the next scan, which this schedules at once.
+  // Swaps in a new, already validated config at once: new matchers; every watched
+  // process is matched again now (moving between sets, or no longer watched), the series
+  // of sets the config no longer produces disappear, counters of the others are kept, and
+  // processes that matched nothing are looked at again by a scan scheduled at once.
   void ApplyConfig(const Config& config);
 
   // --- any thread ---
@@ -168,6 +170,7 @@ class Tracker {
   TrackerOptions options_;
   UniqueFd procfs_;
   std::unique_ptr<ProcessSets> sets_;
+  std::vector<std::string> set_templates_;  // name template of each config entry (a set's origin)
   uint64_t config_generation_ = 1;
   uint64_t pidfile_generation_ = 1;
   uint64_t scan_number_ = 0;
