@@ -33,7 +33,7 @@ constexpr uint64_t kProcessFlagKernelThread = 0x00200000;
 
 // /proc/PID/status, the fields the exporter uses.
 struct ProcessStatus {
-  std::string name;
+  std::string name;  // with the kernel's "\n" and "\\" escapes undone: the same bytes as comm
   char state = '?';
   int parent_pid = 0;
   int tracer_pid = 0;
@@ -43,13 +43,15 @@ struct ProcessStatus {
 };
 std::optional<ProcessStatus> ParseStatus(std::string_view text);
 
-// /proc/PID/cmdline: NUL-separated arguments. A trailing NUL does not make an empty
-// argument; a process that rewrote its argv into one space-separated string yields one
-// argument (process-exporter does the same).
+// /proc/PID/cmdline: NUL-separated arguments. Trailing NULs do not make empty arguments
+// (setproctitle pads with them; prometheus/procfs trims them too); a process that rewrote
+// its argv into one space-separated string yields one argument (process-exporter does the
+// same).
 std::vector<std::string> ParseCmdline(std::string_view text);
 
 // /proc/PID/cgroup: the cgroup v2 path (the "0::" line); on a v1-only host the path of
-// the first hierarchy listed. nullopt when there is no line at all.
+// the name=systemd hierarchy (it holds the unit path), else of the first hierarchy
+// listed. nullopt when there is no well-formed line at all.
 std::optional<std::string> ParseCgroup(std::string_view text);
 
 // /proc/PID/comm: the name without the trailing newline.
