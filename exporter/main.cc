@@ -164,6 +164,7 @@ int Run(int argc, char** argv) {
 
   // The probe forks: do it before any thread exists.
   KernelFeatures features = ProbeKernelFeatures();
+  Pidfd::SetReapIsPolled(features.reap_events);
   LogInfo("Kernel features",
           {{"pidfd_open", features.pidfd_open ? "yes" : "no"},
            {"reap_events", features.reap_events ? "yes" : "no (kernel < 6.9: reaps seen at scans)"},

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <string>
 
@@ -86,10 +87,17 @@ std::optional<PidfdInfo> Pidfd::GetInfo(uint64_t mask, int* error) const {
   return info;
 }
 
+namespace {
+std::atomic<bool> g_reap_is_polled{false};
+}  // namespace
+
+void Pidfd::SetReapIsPolled(bool polled) { g_reap_is_polled.store(polled, std::memory_order_relaxed); }
+
 bool Pidfd::IsReaped() const {
   // events = 0: POLLIN is set for a zombie already, only POLLHUP says "reaped" (6.9+).
   pollfd request{fd_.get(), 0, 0};
   if (poll(&request, 1, 0) == 1 && (request.revents & POLLHUP)) return true;
+  if (g_reap_is_polled.load(std::memory_order_relaxed)) return false;
   // Before 6.9 there is no POLLHUP; fdinfo says "Pid: -1" once the struct pid has no task.
   const std::string name = "/proc/self/fdinfo/" + std::to_string(fd_.get());
   const auto text = ReadFileAt(AT_FDCWD, name.c_str(), 4096);

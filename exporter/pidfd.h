@@ -56,8 +56,12 @@ class Pidfd {
   // (ENOTTY before 6.13, ESRCH after the reap unless the EXIT bit is asked for).
   std::optional<PidfdInfo> GetInfo(uint64_t mask, int* error = nullptr) const;
   // True once the parent reaped the process: poll() with no requested events reports
-  // POLLHUP (6.9+). On older kernels this falls back to /proc/self/fdinfo ("Pid: -1").
+  // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) it reads
+  // /proc/self/fdinfo instead ("Pid: -1").
   bool IsReaped() const;
+  // Set once at start-up from ProbeKernelFeatures().reap_events: whether poll() alone
+  // tells a reaped process apart (saves the fdinfo read on the hot path).
+  static void SetReapIsPolled(bool polled);
 
   static constexpr uint64_t kInfoPid = 1ull << 0;
   static constexpr uint64_t kInfoCredentials = 1ull << 1;

@@ -174,6 +174,11 @@ void Tracker::Scan() {
   for (const ScanEntry& entry : entries) {
     if (auto watched = key_by_pid_.find(entry.pid); watched != key_by_pid_.end()) {
       WatchedProcess& process = processes_.at(watched->second);
+      // Adopted from a fork event without reading /proc: while its pidfd is not reaped
+      // the PID is still its own, so this stat is its stat.
+      if (process.start_time_ticks == 0 && !process.pidfd.IsReaped()) {
+        process.start_time_ticks = entry.stat.start_time_ticks;
+      }
       // A different start time means the PID was recycled; the watched process's own
       // pidfd reports its end, after which the newcomer is discovered.
       if (process.start_time_ticks != entry.stat.start_time_ticks) continue;
@@ -188,9 +193,7 @@ void Tracker::Scan() {
       if (again != key_by_pid_.end()) {
         WatchedProcess& still = processes_.at(again->second);
         if (!still.member && still.discovered_scan + 1 < scan_number_) {
-          unmatched_[entry.pid] =
-              UnmatchedProcess{entry.stat.start_time_ticks, entry.stat.comm,     pidfile_generation_,
-                               config_generation_,          lineage_generation_, scan_number_};
+          RememberUnmatched(entry.pid, entry.stat);
           Forget(still.key);
         }
       }
@@ -312,9 +315,7 @@ void Tracker::Discover(const ScanEntry& entry, const std::unordered_map<int, int
     via_ancestor = match.has_value();
   }
   if (!match) {
-    unmatched_[entry.pid] =
-        UnmatchedProcess{entry.stat.start_time_ticks, entry.stat.comm,     pidfile_generation_,
-                         config_generation_,          lineage_generation_, scan_number_};
+    RememberUnmatched(entry.pid, entry.stat);
     return;
   }
 
@@ -369,8 +370,7 @@ void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
     via_ancestor = match.has_value();
   }
   if (!match && !provisional_allowed) {
-    unmatched_[pid] = UnmatchedProcess{stat->start_time_ticks, stat->comm,          pidfile_generation_,
-                                       config_generation_,     lineage_generation_, scan_number_};
+    RememberUnmatched(pid, *stat);
     return;
   }
   // A zombie found here exited moments ago: its pidfd reports the exit right after the
@@ -483,8 +483,7 @@ void Tracker::Rematch(WatchedProcess& process, const ProcessStat& stat) {
   if (!process.member && !connector_) {
     // Without the connector nothing needs a provisional pidfd.
     const int pid = process.pid;
-    unmatched_[pid] = UnmatchedProcess{stat.start_time_ticks, stat.comm,           pidfile_generation_,
-                                       config_generation_,    lineage_generation_, scan_number_};
+    RememberUnmatched(pid, stat);
     Forget(process.key);
   }
 }
@@ -624,9 +623,16 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
     const double latency =
         exit_and_reap_together ? 0.0 : static_cast<double>(monotonic_ns - process.exit_monotonic_ns) / 1e9;
     metrics_->ReapLatencyObserved(process.set_slot, latency);
-    const double lifetime = process.exit_boot_seconds - static_cast<double>(process.start_time_ticks) /
-                                                            static_cast<double>(ClockTicksPerSecond());
-    metrics_->LifetimeObserved(process.set_slot, lifetime);
+    if (process.start_monotonic_ns > 0) {
+      // Both ends stamped by the kernel (fork and exit events): exact.
+      metrics_->LifetimeObserved(
+          process.set_slot,
+          static_cast<double>(process.exit_monotonic_ns - process.start_monotonic_ns) / 1e9);
+    } else if (process.start_time_ticks > 0) {
+      const double lifetime = process.exit_boot_seconds - static_cast<double>(process.start_time_ticks) /
+                                                              static_cast<double>(ClockTicksPerSecond());
+      metrics_->LifetimeObserved(process.set_slot, lifetime);
+    }
   }
   std::optional<int> wait_status;
   if (options_.features.exit_status) {
@@ -694,7 +700,7 @@ void Tracker::OnConnectorEvent(const ProcEvent& event) {
   if (event.IsThreadEvent()) return;
   switch (event.kind) {
     case ProcEvent::Kind::kFork:
-      OnFork(event.pid, event.parent_tgid);
+      OnFork(event.pid, event.parent_tgid, event.timestamp_ns);
       break;
     case ProcEvent::Kind::kExec:
       OnExecOrComm(event.pid, nullptr);
@@ -728,30 +734,84 @@ bool Tracker::SettleStale(int pid) {
   return true;
 }
 
-void Tracker::OnFork(int child_pid, int parent_pid) {
+void Tracker::RememberUnmatched(int pid, const ProcessStat& stat) {
+  UnmatchedProcess& entry = unmatched_[pid];
+  entry.start_time_ticks = stat.start_time_ticks;
+  entry.comm = stat.comm;
+  entry.pidfile_generation = pidfile_generation_;
+  entry.config_generation = config_generation_;
+  entry.lineage_generation = lineage_generation_;
+  entry.last_seen_scan = scan_number_;
+  entry.parent_pid = stat.parent_pid;
+}
+
+std::string Tracker::InheritedComm(int parent_pid) const {
+  if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
+    return processes_.at(parent->second).comm;
+  }
+  // Kept current by comm and exec events, so no /proc read is needed.
+  if (auto parent = unmatched_.find(parent_pid); parent != unmatched_.end()) return parent->second.comm;
+  return RawComm(parent_pid);
+}
+
+void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   unmatched_.erase(child_pid);
   ghosts_.erase(child_pid);
   if (!SettleStale(child_pid)) return;
   const size_t watched_before = processes_.size();
-  DiscoverPid(child_pid, /*provisional_allowed=*/true);
+  if (sets_->NeededAttributes() == 0 && options_.features.get_info) {
+    // The matchers look at the comm alone, and a fork has its parent's comm (a later
+    // exec or rename arrives as its own event): no /proc read at all on this hot path.
+    int error = 0;
+    Pidfd pidfd = Pidfd::Open(child_pid, &error);
+    if (pidfd.valid()) {
+      auto info = pidfd.GetInfo(Pidfd::kInfoPid);
+      // The parent the kernel names must be the one of the event, else the PID was
+      // reaped and handed out again before we opened it: trust nothing then.
+      if (info && info->has_pid && info->parent_pid == parent_pid) {
+        ProcessStat stat;
+        stat.pid = child_pid;
+        stat.parent_pid = parent_pid;
+        stat.state = 'R';
+        stat.comm = InheritedComm(parent_pid);
+        ProcessAttributes attributes;
+        attributes.pid = child_pid;
+        attributes.parent_pid = parent_pid;
+        attributes.comm = stat.comm;
+        std::optional<MatchResult> match = sets_->Match(attributes);
+        bool via_ancestor = false;
+        if (!match) {
+          match = MatchAncestors(parent_pid, {}, attributes);
+          via_ancestor = match.has_value();
+        }
+        if (WatchedProcess* adopted =
+                Adopt(std::move(pidfd), stat, std::move(attributes), match, via_ancestor, false)) {
+          adopted->start_monotonic_ns = static_cast<int64_t>(timestamp_ns);
+        }
+      }
+    } else if (error == EMFILE || error == ENFILE) {
+      metrics_->CountError("emfile");
+    }
+  } else {
+    DiscoverPid(child_pid, /*provisional_allowed=*/true);
+  }
   if (processes_.size() > watched_before || key_by_pid_.count(child_pid)) return;
   // Reaped before we could open it (or out of descriptors): remember what a fork
   // inherits, its parent's name, so that its exit event can still be counted.
   Ghost ghost;
   ghost.parent_pid = parent_pid;
   ghost.created_scan = scan_number_;
+  ghost.comm = InheritedComm(parent_pid);
   if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
     const WatchedProcess& watched_parent = processes_.at(parent->second);
-    ghost.comm = watched_parent.comm;
     if (watched_parent.member && watched_parent.set_has_children) {
       ProcessAttributes attributes = watched_parent.attributes;
       attributes.pid = child_pid;
       attributes.parent_pid = parent_pid;
+      attributes.comm = ghost.comm;
       ghost.inherited = MatchResult{watched_parent.set_index,
                                     sets_->NameForDescendant(watched_parent.set_index, attributes), true};
     }
-  } else {
-    ghost.comm = RawComm(parent_pid);
   }
   ghosts_[child_pid] = std::move(ghost);
 }
@@ -766,15 +826,50 @@ void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
     }
     return;
   }
+  const bool comm_only = sets_->NeededAttributes() == 0;
   auto watched = key_by_pid_.find(pid);
   if (watched == key_by_pid_.end()) {
     // Not watched: it matched nothing so far. Something it is matched on changed.
+    auto known = unmatched_.find(pid);
+    if (comm_only && new_comm && known != unmatched_.end()) {
+      // A rename with comm-only matchers: decide from the event, open a pidfd only when
+      // the new name matches.
+      ProcessAttributes attributes;
+      attributes.pid = pid;
+      attributes.parent_pid = known->second.parent_pid;
+      attributes.comm = *new_comm;
+      std::optional<MatchResult> match = sets_->Match(attributes);
+      if (!match) {
+        known->second.comm = *new_comm;
+        return;
+      }
+    }
     unmatched_.erase(pid);
     DiscoverPid(pid, /*provisional_allowed=*/false);
     return;
   }
   WatchedProcess& process = processes_.at(watched->second);
   if (process.state != State::kRunning) return;
+  if (comm_only) {
+    // Only the name matters: a rename carries it, an exec needs one small read.
+    std::optional<std::string> comm;
+    if (new_comm) {
+      comm = *new_comm;
+    } else {
+      const std::string path = std::to_string(pid) + "/comm";
+      if (auto text = ReadFileAt(procfs_.get(), path.c_str(), 256)) comm = ParseComm(*text);
+      if (comm && process.pidfd.IsReaped()) comm.reset();  // read from a recycled PID
+    }
+    if (!comm) {
+      process.identity_lost = true;
+      return;
+    }
+    process.identity_lost = false;
+    process.comm = *comm;
+    process.attributes.comm = *comm;
+    Reconsider(process);
+    return;
+  }
   const std::string pid_name = std::to_string(process.pid);
   UniqueFd directory(openat(procfs_.get(), pid_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::optional<ProcessStat> stat;

@@ -75,8 +75,9 @@ class Tracker {
     uint64_t key = 0;  // pidfs inode, or a counter on kernels without pidfs
     int pid = 0;
     Pidfd pidfd;
-    uint64_t start_time_ticks = 0;
-    std::string comm;  // raw bytes, as read
+    uint64_t start_time_ticks = 0;   // 0 until read (processes adopted from a fork event)
+    int64_t start_monotonic_ns = 0;  // the connector's fork timestamp, when adopted from one
+    std::string comm;                // raw bytes, as read
     // A member counts in its set. A provisional process (member = false) was forked while
     // the connector watched and matched nothing yet: its pidfd is held until it execs or
     // renames into a set, exits, or the next scan finds it still unmatched.
@@ -116,6 +117,7 @@ class Tracker {
     uint64_t config_generation = 0;
     uint64_t lineage_generation = 0;
     uint64_t last_seen_scan = 0;
+    int parent_pid = 0;
   };
   struct ScanEntry {
     int pid = 0;
@@ -159,7 +161,11 @@ class Tracker {
   void ScheduleRescan();
   // Connector events.
   void OnConnectorEvent(const ProcEvent& event);
-  void OnFork(int child_pid, int parent_pid);
+  void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
+  // Remembers a process that matched nothing (no pidfd held): cheap to look at again.
+  void RememberUnmatched(int pid, const ProcessStat& stat);
+  // The comm a fresh fork inherits: its parent's, from our tables or /proc.
+  std::string InheritedComm(int parent_pid) const;
   void OnExecOrComm(int pid, const std::string* new_comm);
   void OnConnectorExit(const ProcEvent& event);
   // A PID is about to be reused: the process we still hold under it must be reaped.
