@@ -48,7 +48,8 @@ struct MatchResult {
 
 class ProcessSets {
  public:
-  // `config` must have passed ParseConfig (regexes and templates are valid).
+  // `config` must have passed ParseConfig (regexes and templates are valid). Reads the
+  // configured pidfiles once, so that a pidfile set can match before the first refresh.
   explicit ProcessSets(const Config& config);
   ~ProcessSets();
   ProcessSets(ProcessSets&&) noexcept;
@@ -74,6 +75,10 @@ class ProcessSets {
   // nullopt when valid.
   static std::optional<std::string> ValidateRegex(const std::string& pattern);
   static std::optional<std::string> ValidateTemplate(const std::string& name_template);
+  // A valid template's {{.Matches.NAME}} references must each name a capture group of one
+  // of the set's cmdline regexes (invalid regexes are skipped: they are reported apart).
+  static std::optional<std::string> ValidateTemplateCaptures(
+      const std::string& name_template, const std::vector<std::string>& cmdline_patterns);
 
  private:
   struct Compiled;
