@@ -232,7 +232,8 @@ Metrics::Metrics(const Config& config)
       process_collector_(std::make_shared<ProcessCollector>()) {
   build_info_family_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
   // The common error kinds exist from start-up at 0, so rate() works from the first error on.
-  for (const char* operation : {"pidfd_open", "emfile", "proc_read", "epoll_ctl"}) {
+  for (const char* operation : {"pidfd_open", "emfile", "proc_read", "epoll_ctl", "epoll_limit",
+                                "connector_overflow", "connector_receive"}) {
     errors_.emplace(operation, &errors_family_.Add({{"op", operation}}));
   }
 }

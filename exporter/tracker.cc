@@ -518,6 +518,9 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
   }
   WatchedProcess& process = found->second;
   const int64_t now = MonotonicNanoseconds();
+  // Under load the parent may have reaped it between epoll_wait and now: its parent and
+  // /proc entry are gone, and the EPOLLHUP is still to come. Settle both at once.
+  if ((events & EPOLLIN) && !(events & EPOLLHUP) && process.pidfd.IsReaped()) events |= EPOLLHUP;
   // Deduplicate by state, never count events: EPOLLIN alone also arrives again when a
   // zombie is re-parented, and exit and reap can arrive in one event.
   if (events & (EPOLLHUP | EPOLLERR)) {
