@@ -14,6 +14,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # end-to-end: the real Prometheus server and promtool, an HTTP client
   prometheus curl ca-certificates python3
+  # rules/dashboard/Prometheus e2e tests read YAML (tests/e2e/lib.sh find_python)
+  python3-yaml
+  # packaging test: systemd-analyze verify/security on deploy/pidfd_exporter.service
+  systemd
+  # fuzzers (scripts/fuzz.sh: clang's libFuzzer) and fault-injection tests (prlimit)
+  clang libclang-rt-14-dev util-linux
 )
 
 missing=()
