@@ -2,13 +2,25 @@
 // routing by the exact, normalised path. CivetWeb's own handlers match by prefix and only
 // know some methods, so routing here is what keeps "/metrics2" and "/metrics/x" at 404,
 // any other method at 405, and authentication on every path.
+//
+// TLS: CivetWeb creates the SSL_CTX and hands it to the init_ssl callback, which loads the
+// certificate, key, client CAs and versions itself with OpenSSL (CivetWeb's own options
+// want certificate and key in one file and know no TLS 1.3 minimum). CivetWeb 1.15 reaches
+// OpenSSL through dlopen("libssl.so"), which only works with the exporter's shim
+// (exporter/tls_shim/); Start() makes sure the shim is loaded and refuses TLS rather than
+// crash when it is not. The callback also undoes option bits CivetWeb sets with OpenSSL 1.1
+// values that mean something else in OpenSSL 3 (RepairCivetwebOptions).
 #include "http_server.h"
 
 #include <CivetServer.h>
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <crypt.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -255,12 +267,19 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+bool SameHeaderName(const std::string& left, const std::string& right) {
+  return ToLower(left) == ToLower(right);
+}
+
 void Send(mg_connection* connection, const Response& response, bool head_only) {
   mg_response_header_start(connection, response.status);
   mg_response_header_add(connection, "Content-Type", response.content_type, -1);
   const std::string length = std::to_string(response.body.size());
   mg_response_header_add(connection, "Content-Length", length.c_str(), -1);
-  mg_response_header_add(connection, "X-Content-Type-Options", "nosniff", -1);
+  const bool has_content_type_options =
+      std::any_of(response.headers.begin(), response.headers.end(),
+                  [](const auto& header) { return SameHeaderName(header.first, "X-Content-Type-Options"); });
+  if (!has_content_type_options) mg_response_header_add(connection, "X-Content-Type-Options", "nosniff", -1);
   for (const auto& [name, value] : response.headers) {
     mg_response_header_add(connection, name.c_str(), value.c_str(), -1);
   }
@@ -291,10 +310,12 @@ constexpr char kStatusPageFallback[] =
 // its members after construction, and the handlers are thread-safe by contract.
 class Router {
  public:
-  Router(std::string telemetry_path, HttpHandlers handlers, std::map<std::string, std::string> users)
+  Router(std::string telemetry_path, HttpHandlers handlers, std::map<std::string, std::string> users,
+         std::vector<std::pair<std::string, std::string>> response_headers)
       : telemetry_path_(std::move(telemetry_path)),
         handlers_(std::move(handlers)),
-        authenticator_(std::move(users)) {}
+        authenticator_(std::move(users)),
+        response_headers_(std::move(response_headers)) {}
 
   // CivetWeb's begin_request callback: it sees every request, whatever its method and path,
   // before CivetWeb's own prefix-matched handlers and file serving, which therefore never run.
@@ -321,6 +342,12 @@ class Router {
       response = Text(500, "500 internal server error\n");
     }
     try {
+      // Configured headers go on every answer, 401 and 404 included, as in exporter-toolkit.
+      for (const auto& configured : response_headers_) {
+        std::erase_if(response.headers,
+                      [&configured](const auto& header) { return SameHeaderName(header.first, configured.first); });
+        response.headers.push_back(configured);
+      }
       Send(connection, response, head);
     } catch (...) {
       // Only allocation can fail here; the connection is closed either way.
@@ -390,7 +417,134 @@ class Router {
   const std::string telemetry_path_;
   const HttpHandlers handlers_;
   BasicAuthenticator authenticator_;
+  const std::vector<std::pair<std::string, std::string>> response_headers_;
 };
+
+// --- TLS -------------------------------------------------------------------------------
+
+// OpenSSL's queued errors as one line ("...: no such file; ..."), emptying the queue.
+std::string OpenSslErrors() {
+  std::string text;
+  while (const unsigned long code = ERR_get_error()) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof buffer);
+    if (!text.empty()) text += "; ";
+    text += buffer;
+  }
+  return text.empty() ? "unknown OpenSSL error" : text;
+}
+
+// CivetWeb dlopen()s these names and looks functions up by OpenSSL 1.1 names; glibc hands
+// it an already-loaded object whose SONAME matches. The shims are dependencies of the
+// binary, but a linker defaulting to --as-needed may have dropped them, so this loads them
+// here too (found through the binary's RUNPATH, as dlopen() from the executable searches
+// it) and keeps them loaded for good: a dlclose() would let CivetWeb's own dlopen() find
+// the system's libssl.so instead. Then it checks what CivetWeb will get. Without
+// SSL_get_peer_certificate the first handshake would jump to address 0, so TLS is refused
+// up front. "" when CivetWeb will find what it needs.
+std::string LoadOpenSslForCivetweb() {
+  for (const auto& [library, function] : {std::pair{"libcrypto.so", "ERR_get_error"},
+                                          std::pair{"libssl.so", "SSL_get_peer_certificate"}}) {
+    void* handle = dlopen(library, RTLD_LAZY);  // never closed, on purpose
+    if (handle == nullptr) {
+      return std::string("tls: CivetWeb cannot load ") + library + " (" + dlerror() +
+             "); install pidfd_exporter's TLS shim libraries where its RUNPATH points";
+    }
+    if (dlsym(handle, function) == nullptr) {
+      return std::string("tls: ") + library + " has no " + function +
+             " (OpenSSL 3 without pidfd_exporter's TLS shim): CivetWeb would crash on the first "
+             "handshake; install the shim libraries where the binary's RUNPATH points";
+    }
+  }
+  return "";
+}
+
+int ToOpenSslVersion(TlsVersion version) {
+  return version == TlsVersion::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+}
+
+// CivetWeb 1.15 was built against OpenSSL 1.1 option values (its own copies, since it
+// loads OpenSSL at run time) and sets SSL_OP_ALL as 0x80000BFF and SSL_OP_NO_SSLv2 as
+// 0x01000000. OpenSSL 3 numbers its options differently; there those bits mean, among
+// others, NO_EXTENDED_MASTER_SECRET, ALLOW_CLIENT_RENEGOTIATION, ENABLE_KTLS,
+// IGNORE_UNEXPECTED_EOF and DISABLE_TLSEXT_CA_NAMES. The last one makes the TLS 1.3
+// CertificateRequest carry an empty CA list, which Go clients (Prometheus) reject with
+// "tls: unexpected message". Undo those bits, then set what CivetWeb meant.
+void RepairCivetwebOptions(SSL_CTX* context) {
+  constexpr uint64_t kCivetwebOpenSsl11Options = 0x80000BFFull | 0x01000000ull;
+  SSL_CTX_clear_options(context, kCivetwebOpenSsl11Options);
+  SSL_CTX_set_options(context, SSL_OP_ALL | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                   SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                   SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+}
+
+// Sets CivetWeb's SSL_CTX up from `options`; "" on success, else the reason naming the file.
+std::string ConfigureSslContext(SSL_CTX* context, const TlsOptions& options) {
+  ERR_clear_error();
+  RepairCivetwebOptions(context);
+  // The chain variant also sends the intermediates that follow the leaf in cert_file.
+  if (SSL_CTX_use_certificate_chain_file(context, options.cert_file.c_str()) != 1) {
+    return "tls: cert_file " + options.cert_file + ": " + OpenSslErrors();
+  }
+  if (SSL_CTX_use_PrivateKey_file(context, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      ERR_clear_error();
+      return "tls: key_file " + options.key_file + " does not match cert_file " + options.cert_file;
+    }
+    return "tls: key_file " + options.key_file + ": " + OpenSslErrors();
+  }
+  if (SSL_CTX_check_private_key(context) != 1) {
+    return "tls: key_file " + options.key_file + " does not match cert_file " + options.cert_file + ": " +
+           OpenSslErrors();
+  }
+  if (SSL_CTX_set_min_proto_version(context, ToOpenSslVersion(options.min_version)) != 1 ||
+      SSL_CTX_set_max_proto_version(context, ToOpenSslVersion(options.max_version)) != 1) {
+    return "tls: cannot set the TLS versions: " + OpenSslErrors();
+  }
+  // Resumed sessions skip certificate verification; OpenSSL refuses to resume with client
+  // verification unless the context names itself, and CivetWeb only does that when it
+  // loads the certificate itself.
+  static constexpr unsigned char kSessionContext[] = "pidfd_exporter";
+  SSL_CTX_set_session_id_context(context, kSessionContext, sizeof kSessionContext - 1);
+  if (options.client_auth_type != ClientAuthType::kNoClientCert) {
+    if (SSL_CTX_load_verify_locations(context, options.client_ca_file.c_str(), nullptr) != 1) {
+      return "tls: client_ca_file " + options.client_ca_file + ": " + OpenSslErrors();
+    }
+    // The CA names go into the CertificateRequest so that clients pick the right certificate.
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.client_ca_file.c_str());
+    if (names == nullptr) {
+      return "tls: client_ca_file " + options.client_ca_file + ": no certificate found: " + OpenSslErrors();
+    }
+    SSL_CTX_set_client_CA_list(context, names);  // takes ownership
+    int mode = SSL_VERIFY_PEER;
+    if (options.client_auth_type == ClientAuthType::kRequireAndVerifyClientCert) {
+      mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    }
+    SSL_CTX_set_verify(context, mode, nullptr);
+  } else {
+    SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nullptr);
+  }
+  return "";
+}
+
+// CivetWeb's init_ssl callback runs inside mg_start on the thread that constructs the
+// server; Start() points these at its options and error text for the duration.
+thread_local const TlsOptions* startup_tls = nullptr;
+thread_local std::string* startup_tls_error = nullptr;
+
+int OnCivetwebInitSsl(void* ssl_context, void* /*user_data*/) {
+  if (startup_tls == nullptr) return -1;  // TLS is only ever started by Start()
+  try {
+    const std::string error = ConfigureSslContext(static_cast<SSL_CTX*>(ssl_context), *startup_tls);
+    if (!error.empty()) {
+      if (startup_tls_error != nullptr) *startup_tls_error = error;
+      return -1;
+    }
+  } catch (...) {
+    return -1;  // allocation failure; never unwind into CivetWeb
+  }
+  return 1;  // set up completely: CivetWeb must not load certificates of its own
+}
 
 bool IsValidPort(std::string_view port) {
   if (port.empty() || port.size() > 5) return false;
@@ -540,11 +694,21 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
       civetweb_addresses.push_back(translated);
     }
 
+    if (options.tls) {
+      *error = LoadOpenSslForCivetweb();
+      if (!error->empty()) return nullptr;
+    }
+    // CivetWeb's "s" suffix makes a port HTTPS-only.
+    std::vector<std::string> civetweb_ports = civetweb_addresses;
+    if (options.tls) {
+      for (std::string& port : civetweb_ports) port += 's';
+    }
+
     std::unique_ptr<HttpServer> server(new HttpServer());
-    server->impl_->router =
-        std::make_unique<Router>(options.telemetry_path, std::move(handlers), options.basic_auth_users);
+    server->impl_->router = std::make_unique<Router>(options.telemetry_path, std::move(handlers),
+                                                     options.basic_auth_users, options.response_headers);
     const std::vector<std::string> civetweb_options = {
-        "listening_ports", Join(civetweb_addresses, ","), "num_threads",
+        "listening_ports", Join(civetweb_ports, ","), "num_threads",
         std::to_string(options.worker_threads), "request_timeout_ms",
         std::to_string(options.request_timeout_ms),
         // No keep-alive: CivetWeb gives each open connection a worker thread of its own, so
@@ -557,8 +721,12 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     CivetCallbacks callbacks;  // zero-initialised by its constructor
     callbacks.log_message = OnCivetwebLogMessage;
     callbacks.begin_request = Router::OnBeginRequest;
+    if (options.tls) callbacks.init_ssl = OnCivetwebInitSsl;
     std::string startup_messages;
+    std::string tls_error;
     startup_log = &startup_messages;
+    startup_tls = options.tls ? &*options.tls : nullptr;
+    startup_tls_error = &tls_error;
     try {
       server->impl_->server =
           std::make_unique<CivetServer>(civetweb_options, &callbacks, server->impl_->router.get());
@@ -566,8 +734,14 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
       // Handled below: the reason is in startup_messages.
     }
     startup_log = nullptr;
+    startup_tls = nullptr;
+    startup_tls_error = nullptr;
     if (!server->impl_->server || server->impl_->server->getContext() == nullptr) {
-      *error = DescribeStartupFailure(startup_messages, options.listen_addresses, civetweb_addresses);
+      if (!tls_error.empty()) {
+        *error = std::move(tls_error);
+        return nullptr;
+      }
+      *error = DescribeStartupFailure(startup_messages, options.listen_addresses, civetweb_ports);
       if (!error->empty()) return nullptr;
       *error = "listen tcp " + Join(options.listen_addresses, ", ") + ": " +
                (startup_messages.empty() ? "CivetWeb failed to start" : startup_messages);
@@ -585,6 +759,8 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     return server;
   } catch (const std::exception& failure) {
     startup_log = nullptr;
+    startup_tls = nullptr;
+    startup_tls_error = nullptr;
     *error = std::string("starting HTTP server: ") + failure.what();
     return nullptr;
   }

@@ -1,6 +1,8 @@
 // HttpServer: the CivetWeb server and its endpoints: the telemetry path (text format
 // 0.0.4, gzip when asked, GET and HEAD), `/` (status page), `/-/healthy`, `/-/ready`,
-// `/-/reload` (POST/PUT), 404 for anything else; it never serves files. Handlers run on
+// `/-/reload` (POST/PUT), 404 for anything else; it never serves files. It also owns
+// HTTPS (TlsOptions, through CivetWeb and the OpenSSL shim in exporter/tls_shim/) and basic
+// authentication of every path (bcrypt, exporter-toolkit semantics). Handlers run on
 // CivetWeb worker threads and only call the functions in HttpHandlers, which must be
 // thread-safe; the server itself holds no process state. Start/destroy from the main thread.
 #pragma once
@@ -8,10 +10,29 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pidfd_exporter {
+
+enum class TlsVersion { kTls12, kTls13 };
+
+// exporter-toolkit's client_auth_type values that verify what they accept; the ones that
+// take unverified client certificates are refused by the web config loader.
+enum class ClientAuthType { kNoClientCert, kVerifyClientCertIfGiven, kRequireAndVerifyClientCert };
+
+// exporter-toolkit tls_server_config, validated (web_config.h). Paths are absolute or
+// relative to the working directory; the server reads them once, at Start().
+struct TlsOptions {
+  std::string cert_file;       // PEM: the server certificate, then any intermediates
+  std::string key_file;        // PEM private key of that certificate
+  std::string client_ca_file;  // PEM CAs that client certificates must chain to ("" = none)
+  ClientAuthType client_auth_type = ClientAuthType::kNoClientCert;
+  TlsVersion min_version = TlsVersion::kTls12;
+  TlsVersion max_version = TlsVersion::kTls13;
+};
 
 struct HttpServerOptions {
   // Prometheus style; ":P" means every IPv4 address (CivetWeb is built without IPv6).
@@ -23,6 +44,11 @@ struct HttpServerOptions {
   int request_timeout_ms = 10000;
   // user → bcrypt hash (exporter-toolkit basic_auth_users); empty = no authentication.
   std::map<std::string, std::string> basic_auth_users;
+  // Set: every listen address serves HTTPS only (exporter-toolkit semantics).
+  std::optional<TlsOptions> tls;
+  // exporter-toolkit http_server_config.headers: added to every response, replacing a
+  // built-in header of the same name (X-Content-Type-Options, Content-Security-Policy).
+  std::vector<std::pair<std::string, std::string>> response_headers;
 };
 
 struct HttpHandlers {
@@ -40,7 +66,8 @@ struct HttpHandlers {
 class HttpServer {
  public:
   // Binds every address or fails as a whole: nullptr and *error naming the address
-  // ("listen tcp 127.0.0.1:9721: address already in use").
+  // ("listen tcp 127.0.0.1:9721: address already in use") or, with TLS, the file that
+  // could not be loaded ("tls: cert_file /etc/x.pem: ...").
   static std::unique_ptr<HttpServer> Start(const HttpServerOptions& options, HttpHandlers handlers,
                                            std::string* error);
   ~HttpServer();

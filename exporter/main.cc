@@ -28,6 +28,7 @@
 #include "status_page.h"
 #include "tracker.h"
 #include "unique_fd.h"
+#include "web_config.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -148,9 +149,16 @@ int Run(int argc, char** argv) {
     LogError("Invalid config", {{"file", flags.config_file}, {"errors", JoinErrors(loaded.errors)}});
     return 1;
   }
+  // exporter-toolkit web config: read once here; TLS and user changes need a restart.
+  WebConfig web_config;
   if (!flags.web_config_file.empty()) {
-    LogError("--web.config.file is not supported yet", {{"file", flags.web_config_file}});
-    return 1;
+    WebConfigResult web_loaded = LoadWebConfig(flags.web_config_file);
+    if (!web_loaded.config) {
+      LogError("Invalid web config", {{"file", flags.web_config_file}, {"errors", JoinErrors(web_loaded.errors)}});
+      return 1;
+    }
+    web_config = std::move(*web_loaded.config);
+    for (const std::string& warning : web_config.warnings) LogWarn("Web config", {{"warning", warning}});
   }
   Config config = std::move(*loaded.config);
 
@@ -262,6 +270,9 @@ int Run(int argc, char** argv) {
   HttpServerOptions http_options;
   http_options.listen_addresses = flags.listen_addresses;
   http_options.telemetry_path = flags.telemetry_path;
+  http_options.basic_auth_users = web_config.basic_auth_users;
+  http_options.tls = web_config.tls;
+  http_options.response_headers = web_config.response_headers;
   HttpHandlers handlers;
   handlers.render_metrics = [&metrics] { return metrics.Serialize(); };
   handlers.ready = [&tracker] { return tracker->FirstScanDone(); };

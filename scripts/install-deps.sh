@@ -10,6 +10,8 @@ packages=(
   # libraries the exporter links
   prometheus-cpp-dev libcivetweb-dev civetweb libyaml-cpp-dev libre2-dev libcli11-dev
   zlib1g-dev libcrypt-dev
+  # TLS: OpenSSL 3 headers for the CivetWeb shim (exporter/tls_shim/); the CLI makes test certificates
+  libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # end-to-end: the real Prometheus server and promtool, an HTTP client

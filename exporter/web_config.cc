@@ -1,0 +1,541 @@
+#include "web_config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "unique_fd.h"
+
+namespace pidfd_exporter {
+namespace {
+
+// A web config is a few hundred bytes; a mistaken path (a log, a device) must not be
+// slurped into memory.
+constexpr size_t kMaxWebConfigBytes = 1024 * 1024;
+
+constexpr char kTopLevelKeys[] = "tls_server_config, http_server_config, basic_auth_users";
+constexpr char kTlsKeys[] =
+    "cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version, "
+    "prefer_server_cipher_suites";
+constexpr char kHttpKeys[] = "headers, http2";
+
+// The headers exporter-toolkit lets a config set, with the values it allows (empty: any).
+// Kept identical so that a web config file means the same to every Prometheus exporter.
+const std::map<std::string, std::vector<std::string>>& ConfigurableHeaders() {
+  static const auto* headers = new std::map<std::string, std::vector<std::string>>{
+      {"Content-Security-Policy", {}},
+      {"Strict-Transport-Security", {}},
+      {"X-Content-Type-Options", {"nosniff"}},
+      {"X-Frame-Options", {"deny", "sameorigin"}},
+      {"X-XSS-Protection", {}},
+  };
+  return *headers;
+}
+
+std::string Quote(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
+
+std::string KindOf(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an undefined value";
+}
+
+std::optional<TlsVersion> ParseTlsVersion(const std::string& text) {
+  if (text == "TLS12") return TlsVersion::kTls12;
+  if (text == "TLS13") return TlsVersion::kTls13;
+  return std::nullopt;
+}
+
+// Walks the YAML tree once and reports every problem it finds, so that an operator fixes a
+// file in one round (same approach and wording as config.cc).
+class WebConfigParser {
+ public:
+  explicit WebConfigParser(std::string file_name) : file_(std::move(file_name)) {}
+
+  WebConfigResult Parse(std::string_view text) {
+    WebConfig config;
+    config.source = file_;
+    const std::string owned_text(text);
+    if (!CheckDocumentStructure(owned_text)) return Finish(std::move(config));
+    YAML::Node root;
+    try {
+      // The first document only: CheckDocumentStructure reported any further one.
+      root = YAML::Load(owned_text);
+    } catch (const YAML::Exception& exception) {
+      Error(exception.mark, exception.msg);
+      return Finish(std::move(config));
+    }
+    // An empty file is valid in exporter-toolkit: plain HTTP without authentication.
+    if (!root.IsNull()) {
+      try {
+        ParseRoot(root, config);
+      } catch (const YAML::Exception& exception) {
+        // Only reachable through yaml-cpp surprises; the walk checks types before converting.
+        Error(exception.mark, exception.msg);
+      }
+    }
+    return Finish(std::move(config));
+  }
+
+ private:
+  // Records where each YAML document starts; the events themselves are not needed.
+  class DocumentStarts : public YAML::EventHandler {
+   public:
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+
+  // Syntax errors, and more than one document (same check as config.cc). Not
+  // YAML::LoadAll: yaml-cpp 0.7 loops forever, allocating, on a stray "," outside any
+  // collection (each call yields an empty document and consumes nothing). Three documents
+  // are enough to tell a second document from that loop.
+  bool CheckDocumentStructure(const std::string& text) {
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentStarts handler;
+    try {
+      for (int document = 0; document < 3 && parser.HandleNextDocument(handler); ++document) {
+      }
+    } catch (const YAML::Exception& exception) {
+      Error(exception.mark, exception.msg);
+      return false;
+    }
+    const std::vector<YAML::Mark>& starts = handler.starts;
+    for (size_t index = 1; index < starts.size(); ++index) {
+      if (starts[index].pos == starts[index - 1].pos) {
+        const auto position = static_cast<size_t>(starts[index].pos);
+        const std::string unexpected = position < text.size() ? text.substr(position, 1) : "end of file";
+        Error(starts[index], "unexpected " + Quote(unexpected) + " outside of a list or mapping");
+        return false;
+      }
+    }
+    if (starts.size() > 1) {
+      Error(starts[1], "only one YAML document is allowed; remove the second \"---\"");
+      return false;
+    }
+    return true;
+  }
+
+  WebConfigResult Finish(WebConfig config) {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {
+      return std::pair(left.line, left.column) < std::pair(right.line, right.column);
+    });
+    WebConfigResult result;
+    if (errors_.empty()) result.config = std::move(config);
+    result.errors = std::move(errors_);
+    return result;
+  }
+
+  void Error(const YAML::Mark& mark, std::string message) {
+    if (mark.is_null()) {
+      errors_.push_back({file_, 0, 0, std::move(message)});
+    } else {
+      errors_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
+    }
+  }
+
+  std::string Position(const YAML::Mark& mark) const {
+    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+
+  // Yields the (key, value) pairs of a mapping, reporting non-string and duplicate keys
+  // (yaml-cpp keeps both copies of a duplicate silently; the first would win unseen).
+  template <typename Handler>
+  void ForEachEntry(const YAML::Node& map, const std::string& path, Handler&& handler) {
+    std::map<std::string, int> first_lines;
+    for (const auto& entry : map) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) {
+        Error(key.Mark(), path + ": a key must be a string, got " + KindOf(key));
+        continue;
+      }
+      const auto [seen, inserted] = first_lines.emplace(key.Scalar(), key.Mark().line + 1);
+      if (!inserted) {
+        Error(key.Mark(), path + ": duplicate key " + Quote(key.Scalar()) + " (first at line " +
+                              std::to_string(seen->second) + ")");
+        continue;
+      }
+      handler(key, entry.second);
+    }
+  }
+
+  void UnknownKey(const YAML::Node& key, const std::string& path, std::string_view allowed) {
+    Error(key.Mark(),
+          path + ": unknown key " + Quote(key.Scalar()) + " (allowed: " + std::string(allowed) + ")");
+  }
+
+  // A known exporter-toolkit setting this exporter cannot honour: an error, because
+  // silently ignoring e.g. cipher_suites would leave a server less strict than configured.
+  void Unsupported(const YAML::Node& key, const std::string& path, std::string_view why) {
+    Error(key.Mark(), path + ": " + Quote(key.Scalar()) + " is not supported by pidfd_exporter: " + std::string(why));
+  }
+
+  // `key:` with nothing after it: yaml-cpp marks the missing value at the next token, so
+  // the key is the useful position.
+  bool RejectNull(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    if (!value.IsNull()) return false;
+    Error(key.Mark(), path + ": must not be empty");
+    return true;
+  }
+
+  std::optional<std::string> String(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    if (RejectNull(key, value, path)) return std::nullopt;
+    if (!value.IsScalar()) {
+      Error(value.Mark(), path + ": expected a string, got " + KindOf(value));
+      return std::nullopt;
+    }
+    if (value.Scalar().empty()) {
+      Error(value.Mark(), path + ": must not be empty");
+      return std::nullopt;
+    }
+    return value.Scalar();
+  }
+
+  std::optional<bool> Bool(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    if (RejectNull(key, value, path)) return std::nullopt;
+    bool parsed = false;
+    if (value.IsScalar() && YAML::convert<bool>::decode(value, parsed)) return parsed;
+    Error(value.Mark(), path + ": expected true or false, got " + KindOf(value));
+    return std::nullopt;
+  }
+
+  // A null section (every entry commented out) means "not configured".
+  bool SectionIsMapping(const YAML::Node& value, const std::string& path) {
+    if (value.IsNull()) return false;
+    if (value.IsMap()) return true;
+    Error(value.Mark(), path + ": expected a mapping, got " + KindOf(value));
+    return false;
+  }
+
+  // exporter-toolkit resolves relative paths against the config file's directory.
+  std::string ResolvePath(const std::string& path) const {
+    if (path.empty() || path[0] == '/') return path;
+    const std::filesystem::path directory = std::filesystem::path(file_).parent_path();
+    return directory.empty() ? path : (directory / path).string();
+  }
+
+  // A file path that must be readable now: a typo should stop start-up with the file's
+  // name, not surface as an OpenSSL error later.
+  std::optional<std::string> ReadableFile(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    const std::optional<std::string> text = String(key, value, path);
+    if (!text) return std::nullopt;
+    const std::string resolved = ResolvePath(*text);
+    UniqueFd fd(open(resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (!fd) {
+      Error(value.Mark(), path + ": cannot read " + Quote(resolved) + ": " + std::strerror(errno));
+      return std::nullopt;
+    }
+    char byte;
+    if (read(fd.get(), &byte, 1) < 0) {
+      Error(value.Mark(), path + ": cannot read " + Quote(resolved) + ": " + std::strerror(errno));
+      return std::nullopt;
+    }
+    return resolved;
+  }
+
+  void ParseRoot(const YAML::Node& root, WebConfig& config) {
+    if (!root.IsMap()) {
+      Error(root.Mark(), "expected a mapping with tls_server_config, http_server_config or basic_auth_users, got " +
+                             KindOf(root));
+      return;
+    }
+    ForEachEntry(root, "web config", [&](const YAML::Node& key, const YAML::Node& value) {
+      const std::string& name = key.Scalar();
+      if (name == "tls_server_config") {
+        ParseTls(key, value, config);
+      } else if (name == "http_server_config") {
+        ParseHttp(value, config);
+      } else if (name == "basic_auth_users") {
+        ParseUsers(value, config);
+      } else if (name == "rate_limit") {
+        Unsupported(key, "web config",
+                    "CivetWeb serves each connection on its own worker thread, bounded by their number");
+      } else {
+        UnknownKey(key, "web config", kTopLevelKeys);
+      }
+    });
+  }
+
+  void ParseTls(const YAML::Node& section_key, const YAML::Node& value, WebConfig& config) {
+    const std::string path = "tls_server_config";
+    if (!SectionIsMapping(value, path)) return;
+    TlsOptions tls;
+    bool valid = true;
+    bool enabled = false;  // exporter-toolkit: any certificate or client-auth setting turns TLS on
+    std::optional<YAML::Node> cert_key, key_key, client_ca_key, client_auth_key, min_key, max_key;
+    ForEachEntry(value, path, [&](const YAML::Node& key, const YAML::Node& entry) {
+      const std::string& name = key.Scalar();
+      const std::string key_path = path + "." + name;
+      if (name == "cert_file" || name == "key_file" || name == "client_ca_file") {
+        enabled = true;
+        const std::optional<std::string> file = ReadableFile(key, entry, key_path);
+        if (!file) {
+          valid = false;
+        } else if (name == "cert_file") {
+          tls.cert_file = *file;
+          cert_key = key;
+        } else if (name == "key_file") {
+          tls.key_file = *file;
+          key_key = key;
+        } else {
+          tls.client_ca_file = *file;
+          client_ca_key = key;
+        }
+      } else if (name == "client_auth_type") {
+        enabled = true;
+        const std::optional<std::string> text = String(key, entry, key_path);
+        if (!text) {
+          valid = false;
+        } else if (*text == "NoClientCert") {
+          tls.client_auth_type = ClientAuthType::kNoClientCert;
+        } else if (*text == "VerifyClientCertIfGiven") {
+          tls.client_auth_type = ClientAuthType::kVerifyClientCertIfGiven;
+          client_auth_key = key;
+        } else if (*text == "RequireAndVerifyClientCert") {
+          tls.client_auth_type = ClientAuthType::kRequireAndVerifyClientCert;
+          client_auth_key = key;
+        } else if (*text == "RequestClientCert" || *text == "RequireAnyClientCert" || *text == "RequireClientCert") {
+          Error(entry.Mark(), key_path + ": " + Quote(*text) +
+                                  " is not supported by pidfd_exporter: it accepts client certificates without "
+                                  "verifying them; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
+                                  "with client_ca_file");
+          valid = false;
+        } else {
+          Error(entry.Mark(), key_path + ": expected NoClientCert, VerifyClientCertIfGiven or "
+                                         "RequireAndVerifyClientCert, got " + Quote(*text));
+          valid = false;
+        }
+      } else if (name == "min_version" || name == "max_version") {
+        const std::optional<std::string> text = String(key, entry, key_path);
+        const std::optional<TlsVersion> version = text ? ParseTlsVersion(*text) : std::nullopt;
+        if (!text) {
+          valid = false;
+        } else if (!version) {
+          const bool old = *text == "TLS10" || *text == "TLS11";
+          Error(entry.Mark(), key_path + ": " +
+                                  (old ? Quote(*text) + " is not supported by pidfd_exporter: OpenSSL 3 on Debian "
+                                                        "refuses TLS below 1.2; use TLS12 or TLS13"
+                                       : "expected TLS12 or TLS13, got " + Quote(*text)));
+          valid = false;
+        } else if (name == "min_version") {
+          tls.min_version = *version;
+          min_key = key;
+        } else {
+          tls.max_version = *version;
+          max_key = key;
+        }
+      } else if (name == "prefer_server_cipher_suites") {
+        // Go ignores it since 1.18 and so does this server: its cipher order always wins.
+        if (!Bool(key, entry, key_path)) valid = false;
+      } else if (name == "cipher_suites" || name == "curve_preferences") {
+        Unsupported(key, path, "OpenSSL's defaults apply (TLS 1.2 with forward-secret AEAD ciphers, and TLS 1.3)");
+        valid = false;
+      } else if (name == "client_allowed_sans") {
+        Unsupported(key, path, "any client certificate issued by client_ca_file is accepted");
+        valid = false;
+      } else if (name == "cert" || name == "key" || name == "client_ca") {
+        Unsupported(key, path, "put the PEM text in a file and use " + name + "_file");
+        valid = false;
+      } else {
+        UnknownKey(key, path, kTlsKeys);
+        valid = false;
+      }
+    });
+    if (!valid) return;
+    if (!enabled) {
+      config.warnings.push_back(Position(section_key.Mark()) + ": " + path +
+                                ": no cert_file, key_file or client authentication: serving plain HTTP");
+      return;
+    }
+    if (!cert_key) {
+      Error(section_key.Mark(), path + ": missing cert_file");
+      valid = false;
+    }
+    if (!key_key) {
+      Error(section_key.Mark(), path + ": missing key_file");
+      valid = false;
+    }
+    if (client_ca_key && !client_auth_key) {
+      Error(client_ca_key->Mark(),
+            path + ".client_ca_file: set without a client_auth_type that verifies client certificates; add "
+                   "client_auth_type: RequireAndVerifyClientCert");
+      valid = false;
+    }
+    if (client_auth_key && !client_ca_key) {
+      // Go would verify against the system's roots, which is almost never what is meant.
+      Error(client_auth_key->Mark(), path + ".client_auth_type: needs client_ca_file, the CAs that issue "
+                                            "the client certificates");
+      valid = false;
+    }
+    if (tls.min_version == TlsVersion::kTls13 && tls.max_version == TlsVersion::kTls12) {
+      Error((max_key ? max_key : min_key)->Mark(), path + ".max_version: must not be below min_version");
+      valid = false;
+    }
+    if (valid) config.tls = std::move(tls);
+  }
+
+  void ParseHttp(const YAML::Node& value, WebConfig& config) {
+    const std::string path = "http_server_config";
+    if (!SectionIsMapping(value, path)) return;
+    ForEachEntry(value, path, [&](const YAML::Node& key, const YAML::Node& entry) {
+      const std::string& name = key.Scalar();
+      const std::string key_path = path + "." + name;
+      if (name == "http2") {
+        const std::optional<bool> http2 = Bool(key, entry, key_path);
+        // true is exporter-toolkit's default, so files copied from other exporters carry it;
+        // refusing them would help nobody.
+        if (http2 && *http2) {
+          config.warnings.push_back(Position(key.Mark()) + ": " + key_path +
+                                    ": ignored: CivetWeb serves HTTP/1.1 only, which Prometheus uses anyway");
+        }
+      } else if (name == "headers") {
+        ParseHeaders(key, entry, key_path, config);
+      } else {
+        UnknownKey(key, path, kHttpKeys);
+      }
+    });
+  }
+
+  void ParseHeaders(const YAML::Node& key, const YAML::Node& value, const std::string& path, WebConfig& config) {
+    if (RejectNull(key, value, path)) return;
+    if (!SectionIsMapping(value, path)) return;
+    ForEachEntry(value, path, [&](const YAML::Node& header, const YAML::Node& entry) {
+      const std::string& name = header.Scalar();
+      const std::string header_path = path + "." + name;
+      const auto allowed = ConfigurableHeaders().find(name);
+      if (allowed == ConfigurableHeaders().end()) {
+        std::string names;
+        for (const auto& [known, values] : ConfigurableHeaders()) names += (names.empty() ? "" : ", ") + known;
+        Error(header.Mark(), path + ": HTTP header " + Quote(name) + " can not be configured (allowed: " + names + ")");
+        return;
+      }
+      const std::optional<std::string> text = String(header, entry, header_path);
+      if (!text) return;
+      // CivetWeb writes the value as is: a line break would inject headers.
+      if (text->find_first_of("\r\n") != std::string::npos) {
+        Error(entry.Mark(), header_path + ": must be a single line");
+        return;
+      }
+      const std::vector<std::string>& values = allowed->second;
+      if (!values.empty() && std::find(values.begin(), values.end(), *text) == values.end()) {
+        std::string expected;
+        for (const std::string& allowed_value : values) expected += (expected.empty() ? "" : " or ") + Quote(allowed_value);
+        Error(entry.Mark(), header_path + ": expected " + expected + ", got " + Quote(*text));
+        return;
+      }
+      config.response_headers.emplace_back(name, *text);
+    });
+  }
+
+  void ParseUsers(const YAML::Node& value, WebConfig& config) {
+    const std::string path = "basic_auth_users";
+    if (!SectionIsMapping(value, path)) return;
+    ForEachEntry(value, path, [&](const YAML::Node& key, const YAML::Node& entry) {
+      const std::string& user = key.Scalar();
+      const std::string user_path = path + "." + user;
+      bool valid = true;
+      if (user.empty()) {
+        Error(key.Mark(), path + ": a user name must not be empty");
+        valid = false;
+      } else if (user.find(':') != std::string::npos) {
+        // Basic credentials are "user:password" split at the first colon.
+        Error(key.Mark(), path + ": user name " + Quote(user) + " must not contain \":\"");
+        valid = false;
+      }
+      const std::optional<std::string> hash = String(key, entry, user_path);
+      if (!hash) return;
+      if (!IsBcryptHash(*hash)) {
+        Error(entry.Mark(), user_path +
+                                ": not a bcrypt hash (expected $2a$, $2b$ or $2y$, a cost from 04 to 31, \"$\" "
+                                "and 53 characters; make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')");
+        return;
+      }
+      if (valid) config.basic_auth_users.emplace(user, *hash);
+    });
+  }
+
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+}  // namespace
+
+bool IsBcryptHash(std::string_view hash) {
+  constexpr size_t kLength = 60;  // "$2b$10$" + 22 salt + 31 hash characters
+  if (hash.size() != kLength) return false;
+  if (hash.substr(0, 3) != "$2a" && hash.substr(0, 3) != "$2b" && hash.substr(0, 3) != "$2y") return false;
+  if (hash[3] != '$' || hash[6] != '$') return false;
+  if (hash[4] < '0' || hash[4] > '9' || hash[5] < '0' || hash[5] > '9') return false;
+  const int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+  if (cost < 4 || cost > 31) return false;
+  for (const char c : hash.substr(7)) {
+    const bool base64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '/';
+    if (!base64) return false;
+  }
+  return true;
+}
+
+WebConfigResult ParseWebConfig(std::string_view text, const std::string& file_name) {
+  try {
+    return WebConfigParser(file_name).Parse(text);
+  } catch (const std::exception& exception) {
+    // yaml-cpp may throw from places the parser does not guard (allocation, deep nesting).
+    WebConfigResult result;
+    result.errors.push_back({file_name, 0, 0, std::string("cannot parse: ") + exception.what()});
+    return result;
+  }
+}
+
+WebConfigResult LoadWebConfig(const std::string& path) {
+  auto failure = [&path](std::string message) {
+    WebConfigResult result;
+    result.errors.push_back({path, 0, 0, std::move(message)});
+    return result;
+  };
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return failure(std::string("cannot open: ") + std::strerror(errno));
+  std::string text;
+  char buffer[16384];
+  while (true) {
+    const ssize_t count = read(fd.get(), buffer, sizeof buffer);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) return failure(std::string("cannot read: ") + std::strerror(errno));
+    if (count == 0) break;
+    text.append(buffer, static_cast<size_t>(count));
+    if (text.size() > kMaxWebConfigBytes) {
+      return failure("file is larger than " + std::to_string(kMaxWebConfigBytes) + " bytes; not a web config file");
+    }
+  }
+  return ParseWebConfig(text, path);
+}
+
+}  // namespace pidfd_exporter
