@@ -327,17 +327,17 @@ void Metrics::UpdateOldest(SetSeries& set) {
     }
     return;
   }
-  if (!set.oldest_zombie) set.oldest_zombie = &oldest_zombie_family_.Add({{"set", set.name}});
+  // Created with its value: a scrape between Add() and Set() would see a timestamp of 0.
+  if (!set.oldest_zombie) {
+    set.oldest_zombie = &oldest_zombie_family_.Add({{"set", set.name}}, *set.zombie_exit_times.begin());
+  }
   set.oldest_zombie->Set(*set.zombie_exit_times.begin());
 }
 
 void Metrics::ZombieAdded(size_t slot, const std::string& parent_label, double exit_unix_seconds) {
   SetSeries& set = sets_[slot];
   set.zombies->Increment();
-  auto& parent = set.zombies_by_parent[parent_label];
-  if (!parent.gauge)
-    parent.gauge = &zombies_by_parent_family_.Add({{"set", set.name}, {"parent", parent_label}});
-  parent.gauge->Set(static_cast<double>(++parent.count));
+  AddParentZombie(set, parent_label);
   set.zombie_exit_times.insert(exit_unix_seconds);
   UpdateOldest(set);
 }
@@ -371,10 +371,18 @@ void Metrics::ZombieParentChanged(size_t slot, const std::string& old_parent_lab
       parent->second.gauge->Set(static_cast<double>(parent->second.count));
     }
   }
-  auto& parent = set.zombies_by_parent[new_parent_label];
-  if (!parent.gauge)
-    parent.gauge = &zombies_by_parent_family_.Add({{"set", set.name}, {"parent", new_parent_label}});
-  parent.gauge->Set(static_cast<double>(++parent.count));
+  AddParentZombie(set, new_parent_label);
+}
+
+void Metrics::AddParentZombie(SetSeries& set, const std::string& parent_label) {
+  auto& parent = set.zombies_by_parent[parent_label];
+  ++parent.count;
+  // Created with its value: a scrape between Add() and Set() would see 0.
+  if (!parent.gauge) {
+    parent.gauge = &zombies_by_parent_family_.Add({{"set", set.name}, {"parent", parent_label}},
+                                                  static_cast<double>(parent.count));
+  }
+  parent.gauge->Set(static_cast<double>(parent.count));
 }
 
 void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds) {

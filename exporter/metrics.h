@@ -109,6 +109,7 @@ class Metrics {
   };
   SetSeries& CreateSet(const std::string& sanitized_name, const std::string& origin);
   void UpdateOldest(SetSeries& set);
+  void AddParentZombie(SetSeries& set, const std::string& parent_label);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& processes_family_;

@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -129,90 +131,127 @@ void Tracker::ApplyConfig(const Config& config) {
 }
 
 void Tracker::Scan() {
-  const int64_t started = MonotonicNanoseconds();
+  if (scan_.active) {
+    // A scan is under way (in chunks); run another right after it.
+    scan_.rescan_requested = true;
+    return;
+  }
+  scan_ = ScanState{};
+  scan_.active = true;
+  scan_.started = MonotonicNanoseconds();
   ++scan_number_;
   if (sets_->RefreshPidfiles()) ++pidfile_generation_;
+  // The PID list alone is quick to take; the per-process work below runs in chunks.
+  const int directory_fd = openat(procfs_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* directory = directory_fd >= 0 ? fdopendir(directory_fd) : nullptr;
+  if (!directory) {
+    if (directory_fd >= 0) close(directory_fd);
+    metrics_->CountError(errno == EMFILE || errno == ENFILE ? "emfile" : "proc_read");
+    scan_.active = false;
+    return;
+  }
+  while (const dirent* entry = readdir(directory)) {
+    const int pid = ParsePidName(entry->d_name);
+    if (pid > 0) scan_.pids.push_back(pid);
+  }
+  closedir(directory);
+  ScanStep();
+}
 
-  // Pass 1: stat of every process. A second descriptor on /proc keeps the tracker's own
-  // position-free descriptor untouched by readdir.
-  std::vector<ScanEntry> entries;
-  std::unordered_map<int, int> parent_of;
-  {
-    const int directory_fd = openat(procfs_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR* directory = directory_fd >= 0 ? fdopendir(directory_fd) : nullptr;
-    if (!directory) {
-      if (directory_fd >= 0) close(directory_fd);
-      metrics_->CountError(errno == EMFILE || errno == ENFILE ? "emfile" : "proc_read");
+void Tracker::ScanStep() {
+  // Chunks keep the loop responsive: pidfd and connector events queued meanwhile are
+  // handled between chunks, so a scan of thousands of processes never delays an exit or
+  // a reap timestamp by more than one chunk (~64 /proc reads).
+  constexpr size_t kChunk = 64;
+  size_t done = 0;
+  // Pass 1: stat of every process.
+  while (scan_.next_pid < scan_.pids.size() && done < kChunk) {
+    const int pid = scan_.pids[scan_.next_pid++];
+    ++done;
+    const std::string path = std::to_string(pid) + "/stat";
+    int error = 0;
+    const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096, &error);
+    if (!text) {
+      if (error == EMFILE || error == ENFILE) metrics_->CountError("emfile");
+      continue;  // vanished between readdir and read
+    }
+    auto stat = ParseStat(*text);
+    if (!stat || (stat->flags & kProcessFlagKernelThread)) continue;
+    scan_.parent_of[pid] = stat->parent_pid;
+    scan_.entries.push_back({pid, std::move(*stat)});
+  }
+  if (scan_.next_pid < scan_.pids.size()) {
+    loop_->Post([this] { ScanStep(); });
+    return;
+  }
+  if (!scan_.sorted) {
+    // Parents start before their children: discovering in start order lets a child see
+    // its parent's fresh membership (children: true).
+    std::sort(scan_.entries.begin(), scan_.entries.end(), [](const ScanEntry& a, const ScanEntry& b) {
+      return a.stat.start_time_ticks != b.stat.start_time_ticks
+                 ? a.stat.start_time_ticks < b.stat.start_time_ticks
+                 : a.pid < b.pid;
+    });
+    scan_.sorted = true;
+  }
+  // Pass 2: reconcile.
+  while (scan_.next_entry < scan_.entries.size() && done < kChunk) {
+    ++done;
+    ReconcileEntry(scan_.entries[scan_.next_entry++]);
+  }
+  if (scan_.next_entry < scan_.entries.size()) {
+    loop_->Post([this] { ScanStep(); });
+    return;
+  }
+  FinishScan();
+}
+
+void Tracker::ReconcileEntry(const ScanEntry& entry) {
+  if (auto watched = key_by_pid_.find(entry.pid); watched != key_by_pid_.end()) {
+    WatchedProcess& process = processes_.at(watched->second);
+    // Adopted from a fork event without reading /proc: while its pidfd is not reaped
+    // the PID is still its own, so this stat is its stat.
+    if (process.start_time_ticks == 0 && !process.pidfd.IsReaped()) {
+      process.start_time_ticks = entry.stat.start_time_ticks;
+    }
+    // A different start time means the PID was recycled; the watched process's own
+    // pidfd reports its end, after which the newcomer is discovered.
+    if (process.start_time_ticks != entry.stat.start_time_ticks) return;
+    if (process.state != State::kRunning) return;
+    if (process.comm != entry.stat.comm || process.config_generation != config_generation_) {
+      Rematch(process, entry.stat);
+    }
+    // A provisional pidfd is only needed across the fork → exec/rename window; one that
+    // survived a whole scan interval unmatched goes back to the cheap unmatched list
+    // (later renames still arrive as connector events).
+    auto again = key_by_pid_.find(entry.pid);
+    if (again != key_by_pid_.end()) {
+      WatchedProcess& still = processes_.at(again->second);
+      if (!still.member && still.discovered_scan + 1 < scan_number_) {
+        RememberUnmatched(entry.pid, entry.stat);
+        Forget(still.key);
+      }
+    }
+    return;
+  }
+  if (auto unmatched = unmatched_.find(entry.pid); unmatched != unmatched_.end()) {
+    UnmatchedProcess& known = unmatched->second;
+    known.last_seen_scan = scan_number_;
+    // Matched nothing before: look again only when something the matchers read changed
+    // (a fork that exec'd or renamed itself, a pidfile that now names it, a new config).
+    if (known.start_time_ticks == entry.stat.start_time_ticks && known.comm == entry.stat.comm &&
+        known.pidfile_generation == pidfile_generation_ && known.config_generation == config_generation_ &&
+        known.lineage_generation == lineage_generation_) {
       return;
     }
-    while (const dirent* entry = readdir(directory)) {
-      const int pid = ParsePidName(entry->d_name);
-      if (pid <= 0) continue;
-      const std::string path = std::string(entry->d_name) + "/stat";
-      int error = 0;
-      const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096, &error);
-      if (!text) {
-        if (error == EMFILE || error == ENFILE) metrics_->CountError("emfile");
-        continue;  // vanished between readdir and read
-      }
-      auto stat = ParseStat(*text);
-      if (!stat || (stat->flags & kProcessFlagKernelThread)) continue;
-      parent_of[pid] = stat->parent_pid;
-      entries.push_back({pid, std::move(*stat)});
-    }
-    closedir(directory);
+    unmatched_.erase(unmatched);
   }
-  // Parents start before their children: discovering in start order lets a child see
-  // its parent's fresh membership (children: true).
-  std::sort(entries.begin(), entries.end(), [](const ScanEntry& a, const ScanEntry& b) {
-    return a.stat.start_time_ticks != b.stat.start_time_ticks
-               ? a.stat.start_time_ticks < b.stat.start_time_ticks
-               : a.pid < b.pid;
-  });
+  Discover(entry, scan_.parent_of);
+}
 
-  // Pass 2: reconcile.
-  for (const ScanEntry& entry : entries) {
-    if (auto watched = key_by_pid_.find(entry.pid); watched != key_by_pid_.end()) {
-      WatchedProcess& process = processes_.at(watched->second);
-      // Adopted from a fork event without reading /proc: while its pidfd is not reaped
-      // the PID is still its own, so this stat is its stat.
-      if (process.start_time_ticks == 0 && !process.pidfd.IsReaped()) {
-        process.start_time_ticks = entry.stat.start_time_ticks;
-      }
-      // A different start time means the PID was recycled; the watched process's own
-      // pidfd reports its end, after which the newcomer is discovered.
-      if (process.start_time_ticks != entry.stat.start_time_ticks) continue;
-      if (process.state != State::kRunning) continue;
-      if (process.comm != entry.stat.comm || process.config_generation != config_generation_) {
-        Rematch(process, entry.stat);
-      }
-      // A provisional pidfd is only needed across the fork → exec/rename window; one that
-      // survived a whole scan interval unmatched goes back to the cheap unmatched list
-      // (later renames still arrive as connector events).
-      auto again = key_by_pid_.find(entry.pid);
-      if (again != key_by_pid_.end()) {
-        WatchedProcess& still = processes_.at(again->second);
-        if (!still.member && still.discovered_scan + 1 < scan_number_) {
-          RememberUnmatched(entry.pid, entry.stat);
-          Forget(still.key);
-        }
-      }
-      continue;
-    }
-    if (auto unmatched = unmatched_.find(entry.pid); unmatched != unmatched_.end()) {
-      UnmatchedProcess& known = unmatched->second;
-      known.last_seen_scan = scan_number_;
-      // Matched nothing before: look again only when something the matchers read changed
-      // (a fork that exec'd or renamed itself, a pidfile that now names it, a new config).
-      if (known.start_time_ticks == entry.stat.start_time_ticks && known.comm == entry.stat.comm &&
-          known.pidfile_generation == pidfile_generation_ && known.config_generation == config_generation_ &&
-          known.lineage_generation == lineage_generation_) {
-        continue;
-      }
-      unmatched_.erase(unmatched);
-    }
-    Discover(entry, parent_of);
-  }
+void Tracker::FinishScan() {
+  const int64_t started = scan_.started;
+  const size_t process_count = scan_.entries.size();
   std::erase_if(unmatched_, [this](const auto& item) { return item.second.last_seen_scan != scan_number_; });
   // A ghost waits for its exit event, which is queued before the next scan unless the
   // connector lost it (then the rescan is all there is).
@@ -231,8 +270,12 @@ void Tracker::Scan() {
   PublishWatchedCount();
   if (!first_scan_done_.exchange(true, std::memory_order_acq_rel)) {
     LogInfo("First scan done",
-            {{"processes", std::to_string(entries.size())}, {"watched", std::to_string(processes_.size())}});
+            {{"processes", std::to_string(process_count)}, {"watched", std::to_string(processes_.size())}});
   }
+  const bool again = scan_.rescan_requested;
+  scan_ = ScanState{};
+  parent_ignores_children_.clear();  // dispositions change and PIDs are reused
+  if (again) ScheduleRescan();
 }
 
 bool Tracker::ReadAttributes(int directory_fd, const ProcessStat& stat, ProcessAttributes* attributes) {
@@ -405,6 +448,8 @@ Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, const ProcessStat& stat, Pr
   auto [inserted, ignored] = processes_.emplace(key, std::move(process));
   WatchedProcess& watched = inserted->second;
   key_by_pid_[watched.pid] = key;
+  // It has a pidfd now: its exit is counted through it, never again from a ghost.
+  ghosts_.erase(watched.pid);
   watched.member = false;
   SetMembership(watched, match, via_ancestor);
   PublishWatchedCount();
@@ -508,6 +553,13 @@ void Tracker::Forget(uint64_t key) {
 void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
   auto found = processes_.find(key);
   if (found == processes_.end()) return;
+  if (connector_ && found->second.state == State::kRunning && found->second.connector_exit_ns == 0) {
+    // The kernel queues the connector's exit event right after waking the pidfd: read it
+    // first, so the exit time is the kernel's stamp rather than our wake-up.
+    DrainConnector();
+    found = processes_.find(key);
+    if (found == processes_.end()) return;
+  }
   if (!found->second.member) {
     // A provisional process ended. Its rename or exec, if any, was queued on the
     // connector before it exited: handle those first, then decide on its last identity.
@@ -623,9 +675,19 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
   if (process.exit_time_known) {
     // Exit and reap in one wake-up (auto-reaping parents, SA_NOCLDWAIT): nothing tells
     // them apart, and the kernel does both in one go for such parents: latency 0.
+    // With the connector's in-kernel exit stamp the reap is still seen at the same moment
+    // as ever (now), so the latency is measured as for separate events: for an
+    // auto-reaping parent that is our few microseconds of processing.
+    const bool exit_stamped = process.connector_exit_ns > 0 && process.connector_exit_ns <= monotonic_ns;
+    const bool auto_reaped =
+        (exit_and_reap_together && !exit_stamped) || process.reaped_at_exit || ParentIgnoresChildren(process);
     const double latency =
-        exit_and_reap_together ? 0.0 : static_cast<double>(monotonic_ns - process.exit_monotonic_ns) / 1e9;
+        auto_reaped ? 0.0 : static_cast<double>(monotonic_ns - process.exit_monotonic_ns) / 1e9;
     metrics_->ReapLatencyObserved(process.set_slot, latency);
+    LogDebug("Reaped", {{"pid", std::to_string(process.pid)},
+                        {"latency_seconds", std::to_string(latency)},
+                        {"auto_reaped", auto_reaped ? "yes" : "no"},
+                        {"exit_stamped", exit_stamped ? "yes" : "no"}});
     if (process.start_monotonic_ns > 0) {
       // Both ends stamped by the kernel (fork and exit events): exact.
       metrics_->LifetimeObserved(
@@ -903,6 +965,10 @@ void Tracker::OnConnectorExit(const ProcEvent& event) {
     WatchedProcess& process = processes_.at(watched->second);
     process.connector_exit_ns = static_cast<int64_t>(event.timestamp_ns);
     process.connector_wait_status = static_cast<int>(event.exit_code);
+    process.connector_parent_pid = event.parent_tgid;
+    // The kernel names no parent when the task was already released when it reported the
+    // exit: the parent had it auto-reaped (SIGCHLD ignored, SA_NOCLDWAIT).
+    process.reaped_at_exit = event.parent_tgid == 0;
     if (process.member && process.state == State::kZombie && process.exit_time_known &&
         process.connector_exit_ns < process.exit_monotonic_ns) {
       // The pidfd woke us first; the connector's in-kernel stamp is the true exit time.
@@ -939,6 +1005,28 @@ std::string Tracker::RawComm(int pid) const {
   const std::string path = std::to_string(pid) + "/comm";
   auto text = ReadFileAt(procfs_.get(), path.c_str(), 256);
   return text ? ParseComm(*text) : std::string();
+}
+
+bool Tracker::ParentIgnoresChildren(const WatchedProcess& process) {
+  // A parent with SIGCHLD set to SIG_IGN has its children released by the kernel in the
+  // exit itself: the reap latency is 0 whatever our own wake-up delay was. Parents fork
+  // many children, so the answer is cached per parent until the next scan.
+  const int parent = process.connector_parent_pid > 0 ? process.connector_parent_pid : process.parent_pid;
+  if (parent <= 0) return false;
+  if (auto cached = parent_ignores_children_.find(parent); cached != parent_ignores_children_.end()) {
+    return cached->second;
+  }
+  bool ignores = false;
+  const std::string path = std::to_string(parent) + "/status";
+  if (auto text = ReadFileAt(procfs_.get(), path.c_str(), 16384)) {
+    const size_t line = text->find("\nSigIgn:");
+    if (line != std::string::npos) {
+      const unsigned long long ignored = std::strtoull(text->c_str() + line + 9, nullptr, 16);
+      ignores = (ignored >> (SIGCHLD - 1)) & 1;
+    }
+  }
+  parent_ignores_children_[parent] = ignores;
+  return ignores;
 }
 
 const std::string& Tracker::Username(uint32_t uid) {

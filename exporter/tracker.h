@@ -97,6 +97,8 @@ class Tracker {
     double exit_unix_seconds = 0;   // exit time, or first sight for zombies found as zombies
     int64_t connector_exit_ns = 0;  // the connector's in-kernel exit timestamp, 0 when not seen
     std::optional<int> connector_wait_status;
+    int connector_parent_pid = 0;  // the parent named by the connector's exit event
+    bool reaped_at_exit = false;   // the exit event named no parent: released at exit
     int parent_pid = 0;
     std::string parent_label;        // sanitized comm of the parent
     std::optional<int> wait_status;  // from /proc/PID/stat field 52 while a zombie
@@ -123,6 +125,21 @@ class Tracker {
     int pid = 0;
     ProcessStat stat;
   };
+  // A scan in progress: it runs in chunks posted to the loop (see ScanStep).
+  struct ScanState {
+    bool active = false;
+    bool rescan_requested = false;
+    bool sorted = false;
+    int64_t started = 0;
+    std::vector<int> pids;
+    size_t next_pid = 0;
+    std::vector<ScanEntry> entries;
+    std::unordered_map<int, int> parent_of;
+    size_t next_entry = 0;
+  };
+  void ScanStep();
+  void ReconcileEntry(const ScanEntry& entry);
+  void FinishScan();
 
   // Scan path: reads what the matchers need through a pinned /proc directory, matches,
   // opens and verifies the pidfd, and starts watching. `ancestors` maps pid → parent pid
@@ -153,6 +170,7 @@ class Tracker {
   // Parent pid and (when needed) the zombie's wait status, read while it is a zombie.
   void ReadZombieDetails(WatchedProcess& process, const ProcessStat* known_stat);
   std::string ParentLabel(int parent_pid) const;
+  bool ParentIgnoresChildren(const WatchedProcess& process);
   std::string RawComm(int pid) const;
   const std::string& Username(uint32_t uid);
   void BoardAdd(const WatchedProcess& process);
@@ -187,6 +205,8 @@ class Tracker {
   bool draining_connector_ = false;
   bool rescan_pending_ = false;
   std::unordered_map<int, Ghost> ghosts_;
+  ScanState scan_;
+  std::unordered_map<int, bool> parent_ignores_children_;   // by parent pid, until the next scan
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
   std::unordered_map<int, uint64_t> key_by_pid_;
   std::unordered_map<int, UnmatchedProcess> unmatched_;
