@@ -22,6 +22,8 @@ packages=(
   systemd
   # fuzzers (scripts/fuzz.sh: clang's libFuzzer) and fault-injection tests (prlimit)
   clang libclang-rt-14-dev util-linux
+  # status page e2e tests render / in headless Chromium (tests/e2e/status_page_test.sh)
+  chromium
 )
 
 missing=()
