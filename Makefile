@@ -6,7 +6,7 @@ CONFIG ?= config/pidfd_exporter.yml
 LISTEN ?= :9721
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test check-config format clean
+.PHONY: all deps configure build run test check-config container-check sanitizers fuzz bench format clean
 
 all: build
 
@@ -27,6 +27,24 @@ test: build
 
 check-config: build
 	@for f in config/*.yml config/examples/*.yml; do $(BUILD_DIR)/pidfd_exporter --config.check --config.file=$$f || exit 1; done
+
+# A real image build from the Dockerfile without a Docker engine (buildah + debootstrap),
+# run with the host PID namespace and scraped through promtool; needs root and Debian's mirror.
+container-check:
+	scripts/container-check.sh .
+
+# The whole test suite under ASan+UBSan and TSan (scripts/sanitizers.sh asan|tsan).
+sanitizers: deps
+	scripts/sanitizers.sh
+
+# Every fuzzer for FUZZ_SECONDS each (clang libFuzzer).
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Benchmarks (bench/run_all.sh --quick for a smoke run); results go to BENCHMARKS.md.
+bench: build
+	bench/run_all.sh
 
 format:
 	clang-format -i exporter/*.h exporter/*.cc tests/*/*.cc tests/*/*.h bench/*.cc 2>/dev/null || true

@@ -25,7 +25,13 @@ namespace {
 constexpr size_t kMaxConfigBytes = 16 * 1024 * 1024;
 
 std::string Quote(std::string_view text) {
-  return "\"" + std::string(text) + "\"";
+  // Built with reserve/append: GCC 12 at -O3 reports a false -Wrestrict on '"' + string.
+  std::string quoted;
+  quoted.reserve(text.size() + 2);
+  quoted.push_back('"');
+  quoted.append(text);
+  quoted.push_back('"');
+  return quoted;
 }
 
 // What a node is, in the words of an operator reading the error.
