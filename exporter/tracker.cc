@@ -672,6 +672,18 @@ void Tracker::HandleReparent(WatchedProcess& process) {
 }
 
 void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together) {
+  if (process.identity_lost) {
+    // It exec'd and was gone before its new name could be read: whatever it became, it is
+    // no longer what joined this set. Never count it in a guessed set.
+    metrics_->UnattributedExit();
+    if (process.state == State::kZombie) {
+      metrics_->ZombieRemoved(process.set_slot, process.parent_label, process.exit_unix_seconds);
+      BoardRemove(process);
+    }
+    metrics_->ProcessLeft(process.set_slot);
+    Forget(process.key);
+    return;
+  }
   if (process.exit_time_known) {
     // Exit and reap in one wake-up (auto-reaping parents, SA_NOCLDWAIT): nothing tells
     // them apart, and the kernel does both in one go for such parents: latency 0.
