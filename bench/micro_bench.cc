@@ -1,0 +1,252 @@
+// Micro-benchmarks of the exporter's hot functions (scenario 6 of BENCHMARKS.md).
+//   ParseStat            one /proc/PID/stat line (tests/fixtures/proc/ordinary/stat)
+//   ProcessSets::Match   N sets (1, 10, 100) of comm or cmdline matchers; the process
+//                        matches the LAST set (worst case: every set is tried)
+//   Metrics::Serialize   100 and 1000 sets with every series present
+//   Tracker exit+reap    one watched process's exit and reap through the tracker's
+//                        public OnPidfdEvent(): the user-space work per lifecycle after
+//                        epoll reported it (epoll_wait itself is not included)
+#include <benchmark/benchmark.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "event_loop.h"
+#include "metrics.h"
+#include "pidfd.h"
+#include "process_set.h"
+#include "procfs.h"
+#include "tracker.h"
+
+namespace pe = pidfd_exporter;
+
+namespace {
+
+constexpr char kStatLine[] =
+    "5037 (sleep) S 4996 4993 2893 0 -1 4194560 304 0 1 0 0 0 0 0 20 0 1 0 57594 2990080 427 "
+    "18446744073709551615 93828916613120 93828916631049 140734181808224 0 0 0 0 16781312 0 1 0 0 17 1 0 0 0 0 0 "
+    "93828916645136 93828916646400 93829236330496 140734181812246 140734181812257 140734181812257 "
+    "140734181814253 0\n";
+
+pe::Config MustParse(const std::string& yaml) {
+  pe::ConfigResult result = pe::ParseConfig(yaml, "bench.yml");
+  if (!result.config) {
+    for (const auto& error : result.errors) fprintf(stderr, "%s\n", error.ToString().c_str());
+    abort();
+  }
+  return *result.config;
+}
+
+// N sets; set i matches comm c<i> (kind 0) or cmdline regex "--id=<i>\b" (kind 1).
+std::string SetsYaml(int n, int kind) {
+  std::string yaml = "process_sets:\n";
+  for (int i = 0; i < n; ++i) {
+    char line[160];
+    if (kind == 0)
+      snprintf(line, sizeof line, "  - name: c%04d\n    comm: [c%04d]\n", i, i);
+    else
+      snprintf(line, sizeof line, "  - name: s%04d\n    cmdline: ['--id=%04d\\b']\n", i, i);
+    yaml += line;
+  }
+  yaml += "limits:\n  max_sets: 5000\n";
+  return yaml;
+}
+
+void BM_ParseStat(benchmark::State& state) {
+  for (auto _ : state) {
+    auto stat = pe::ParseStat(kStatLine);
+    benchmark::DoNotOptimize(stat);
+  }
+}
+BENCHMARK(BM_ParseStat);
+
+void BM_MatchComm(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  pe::ProcessSets sets(MustParse(SetsYaml(n, 0)));
+  pe::ProcessAttributes process;
+  process.pid = 1234;
+  char comm[16];
+  snprintf(comm, sizeof comm, "c%04d", n - 1);
+  process.comm = comm;
+  process.argv = {"/usr/bin/worker", "--id=0001"};
+  for (auto _ : state) {
+    auto match = sets.Match(process);
+    if (!match) state.SkipWithError("no match");
+    benchmark::DoNotOptimize(match);
+  }
+}
+BENCHMARK(BM_MatchComm)->Arg(1)->Arg(10)->Arg(100);
+
+void BM_MatchCmdline(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  pe::ProcessSets sets(MustParse(SetsYaml(n, 1)));
+  pe::ProcessAttributes process;
+  process.pid = 1234;
+  process.comm = "worker";
+  char id[32];
+  snprintf(id, sizeof id, "--id=%04d", n - 1);
+  process.argv = {"/usr/bin/worker", "--config", "/etc/worker/worker.conf", id, "--verbose"};
+  for (auto _ : state) {
+    auto match = sets.Match(process);
+    if (!match) state.SkipWithError("no match");
+    benchmark::DoNotOptimize(match);
+  }
+}
+BENCHMARK(BM_MatchCmdline)->Arg(1)->Arg(10)->Arg(100);
+
+// Every set has processes, exits with two codes, reap latencies and lifetimes observed.
+void BM_Serialize(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  pe::Config config = MustParse(SetsYaml(n, 0));
+  pe::Metrics metrics(config);
+  std::vector<std::string> names;
+  for (int i = 0; i < n; ++i) {
+    char name[16];
+    snprintf(name, sizeof name, "c%04d", i);
+    names.push_back(name);
+  }
+  metrics.CreateFixedSets(names);
+  for (int i = 0; i < n; ++i) {
+    const size_t slot = metrics.SetSlot(names[i], names[i]);
+    metrics.ProcessJoined(slot);
+    metrics.ExitCounted(slot, "exited", "0", 1.7e9);
+    metrics.ExitCounted(slot, "killed", "SIGKILL", 1.7e9);
+    metrics.ReapLatencyObserved(slot, 0.002);
+    metrics.LifetimeObserved(slot, 3.0);
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string text = metrics.Serialize();
+    bytes = text.size();
+    benchmark::DoNotOptimize(text);
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
+}
+BENCHMARK(BM_Serialize)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
+// --- Tracker: exit + reap of one watched process ---------------------------------------
+
+constexpr int kTrackerChildren = 2000;
+
+struct TrackerFixture {
+  std::unique_ptr<pe::EventLoop> loop;
+  std::unique_ptr<pe::Metrics> metrics;
+  std::unique_ptr<pe::Tracker> tracker;
+  std::vector<pid_t> pids;
+  std::vector<uint64_t> keys;
+
+  explicit TrackerFixture(int children) {
+    const pe::Config config = MustParse(
+        "process_sets:\n  - name: mbkid\n    comm: [mbkid]\ndiscovery:\n  scan_interval: 1h\n  proc_connector: off\n");
+    std::string error;
+    loop = pe::EventLoop::Create(&error);
+    metrics = std::make_unique<pe::Metrics>(config);
+    pe::TrackerOptions options;
+    options.features = pe::ProbeKernelFeatures();
+    options.can_read_other_exit_codes = geteuid() == 0;
+    pe::Pidfd::SetReapIsPolled(options.features.reap_events);
+    tracker = pe::Tracker::Create(loop.get(), metrics.get(), config, options, &error);
+    if (!tracker) {
+      fprintf(stderr, "tracker: %s\n", error.c_str());
+      abort();
+    }
+    int ready[2];
+    if (pipe(ready) != 0) abort();
+    for (int i = 0; i < children; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_NAME, "mbkid");
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char c = 1;
+        if (write(ready[1], &c, 1) != 1) _exit(1);
+        for (;;) pause();
+      }
+      pids.push_back(pid);
+    }
+    for (int got = 0; got < children;) {
+      char c[256];
+      const ssize_t r = read(ready[0], c, sizeof c);
+      if (r <= 0) abort();
+      got += static_cast<int>(r);
+    }
+    close(ready[0]);
+    close(ready[1]);
+    for (pid_t pid : pids) {
+      // The tracker keys processes by pidfs inode (6.9+): the same for every pidfd.
+      const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+      struct stat st {};
+      if (fd < 0 || fstat(fd, &st) != 0) abort();
+      keys.push_back(st.st_ino);
+      close(fd);
+    }
+    tracker->Scan();
+  }
+  ~TrackerFixture() {
+    for (pid_t pid : pids) kill(pid, SIGKILL);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+};
+
+double Now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// EPOLLIN at the exit (zombie: the tracker reads /proc/PID/stat), then EPOLLIN|EPOLLHUP
+// at the reap (the tracker reads the exit status with PIDFD_GET_INFO, observes the
+// latency, closes the pidfd). Only the two OnPidfdEvent calls are timed.
+void BM_TrackerExitThenReap(benchmark::State& state) {
+  TrackerFixture fixture(kTrackerChildren);
+  size_t i = 0;
+  for (auto _ : state) {
+    const pid_t pid = fixture.pids[i];
+    kill(pid, SIGKILL);
+    siginfo_t info{};
+    waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+    double t0 = Now();
+    fixture.tracker->OnPidfdEvent(fixture.keys[i], EPOLLIN);
+    double elapsed = Now() - t0;
+    waitpid(pid, nullptr, 0);
+    t0 = Now();
+    fixture.tracker->OnPidfdEvent(fixture.keys[i], EPOLLIN | EPOLLHUP);
+    elapsed += Now() - t0;
+    state.SetIterationTime(elapsed);
+    ++i;
+  }
+}
+BENCHMARK(BM_TrackerExitThenReap)->Iterations(kTrackerChildren)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// Exit and reap in one report (the parent reaped before the loop woke up, the common case
+// under a fork storm).
+void BM_TrackerExitAndReapTogether(benchmark::State& state) {
+  TrackerFixture fixture(kTrackerChildren);
+  size_t i = 0;
+  for (auto _ : state) {
+    const pid_t pid = fixture.pids[i];
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    const double t0 = Now();
+    fixture.tracker->OnPidfdEvent(fixture.keys[i], EPOLLIN | EPOLLHUP);
+    state.SetIterationTime(Now() - t0);
+    ++i;
+  }
+}
+BENCHMARK(BM_TrackerExitAndReapTogether)->Iterations(kTrackerChildren)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
