@@ -2,6 +2,7 @@
 
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -120,6 +121,9 @@ void EventLoop::Run() {
       if (stop_requested_) return;
     }
     const int ready = epoll_wait(epoll_fd_.get(), events, kBatch, -1);
+    timespec woke{};
+    clock_gettime(CLOCK_MONOTONIC, &woke);
+    wake_monotonic_ns_ = static_cast<int64_t>(woke.tv_sec) * 1000000000 + woke.tv_nsec;
     if (ready < 0) {
       if (errno == EINTR) continue;
       LogError("epoll_wait failed", {{"err", strerror(errno)}});

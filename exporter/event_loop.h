@@ -49,6 +49,9 @@ class EventLoop {
   void Stop();
   // Dispatches until Stop().
   void Run();
+  // CLOCK_MONOTONIC (ns) when the current dispatch round's epoll_wait returned: the time
+  // the kernel's reports were seen, however long earlier handlers in the round took.
+  int64_t WakeMonotonicNanoseconds() const { return wake_monotonic_ns_; }
 
  private:
   EventLoop() = default;
@@ -64,6 +67,7 @@ class EventLoop {
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mutex_
+  int64_t wake_monotonic_ns_ = 0;
 };
 
 }  // namespace pidfd_exporter

@@ -24,6 +24,7 @@ using prometheus::BuildHistogram;
 // /proc/self at scrape time, on the HTTP thread that scrapes.
 class ProcessCollector final : public prometheus::Collectable {
  public:
+  explicit ProcessCollector(std::shared_ptr<std::atomic<long>> open_fds) : open_fds_(std::move(open_fds)) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> families;
     const auto stat_text = ReadFileAt(AT_FDCWD, "/proc/self/stat");
@@ -57,8 +58,9 @@ class ProcessCollector final : public prometheus::Collectable {
                                 prometheus::MetricType::Gauge,
                                 std::floor(boot_unix + static_cast<double>(stat->start_time_ticks) / ticks)));
     }
-    families.push_back(Single("process_open_fds", "Number of open file descriptors.",
-                              prometheus::MetricType::Gauge, static_cast<double>(CountOpenFds())));
+    families.push_back(Single("process_open_fds",
+                              "Number of open file descriptors (counted after each scan).",
+                              prometheus::MetricType::Gauge, static_cast<double>(open_fds_->load())));
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
       families.push_back(Single("process_max_fds", "Maximum number of open file descriptors.",
@@ -79,16 +81,7 @@ class ProcessCollector final : public prometheus::Collectable {
     family.metric.push_back(std::move(metric));
     return family;
   }
-  static long CountOpenFds() {
-    DIR* directory = opendir("/proc/self/fd");
-    if (!directory) return 0;
-    long count = 0;
-    while (const dirent* entry = readdir(directory)) {
-      if (entry->d_name[0] != '.') ++count;
-    }
-    closedir(directory);
-    return count - 1;  // the directory stream's own fd
-  }
+  std::shared_ptr<std::atomic<long>> open_fds_;
 };
 
 // Appends the UTF-8 encoding of U+FFFD.
@@ -229,7 +222,8 @@ Metrics::Metrics(const Config& config)
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
       max_sets_(config.max_sets),
-      process_collector_(std::make_shared<ProcessCollector>()) {
+      process_collector_(std::make_shared<ProcessCollector>(open_fds_)) {
+  RefreshOpenFds();
   build_info_family_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
   // The common error kinds exist from start-up at 0, so rate() works from the first error on.
   for (const char* operation : {"pidfd_open", "emfile", "proc_read", "epoll_ctl", "epoll_limit",
@@ -448,6 +442,17 @@ void Metrics::ScanDuration(double seconds) {
 void Metrics::ConfigReloaded(bool successful, double now_unix_seconds) {
   reload_successful_.Set(successful ? 1 : 0);
   if (successful) reload_timestamp_.Set(now_unix_seconds);
+}
+
+void Metrics::RefreshOpenFds() {
+  DIR* directory = opendir("/proc/self/fd");
+  if (!directory) return;  // out of descriptors: keep the last count rather than report 0
+  long count = 0;
+  while (const dirent* entry = readdir(directory)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  closedir(directory);
+  open_fds_->store(count - 1);  // not the directory stream's own descriptor
 }
 
 std::vector<StatusSet> Metrics::StatusSets(double now_unix_seconds) const {

@@ -267,6 +267,7 @@ void Tracker::FinishScan() {
   }
 
   metrics_->ScanDuration(static_cast<double>(MonotonicNanoseconds() - started) / 1e9);
+  metrics_->RefreshOpenFds();
   PublishWatchedCount();
   if (!first_scan_done_.exchange(true, std::memory_order_acq_rel)) {
     LogInfo("First scan done",
@@ -569,7 +570,12 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
     if (!found->second.member && !ResolveProvisionalExit(found->second)) return;
   }
   WatchedProcess& process = found->second;
-  const int64_t now = MonotonicNanoseconds();
+  // The moment epoll reported it, not the moment we got to it: other handlers of the same
+  // round (a connector drain, a scan chunk) must not delay the exit or reap stamp.
+  const int64_t current = MonotonicNanoseconds();
+  const int64_t woke = loop_->WakeMonotonicNanoseconds();
+  const int64_t now = woke > 0 && woke < current ? woke : current;
+  const double behind_seconds = static_cast<double>(current - now) / 1e9;
   // Under load the parent may have reaped it between epoll_wait and now: its parent and
   // /proc entry are gone, and the EPOLLHUP is still to come. Settle both at once.
   if ((events & EPOLLIN) && !(events & EPOLLHUP) && process.pidfd.IsReaped()) events |= EPOLLHUP;
@@ -577,13 +583,17 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
   // zombie is re-parented, and exit and reap can arrive in one event.
   if (events & (EPOLLHUP | EPOLLERR)) {
     const bool together = process.state == State::kRunning;
-    if (together) HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME), ClockSeconds(CLOCK_REALTIME));
+    if (together) {
+      HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME) - behind_seconds,
+                 ClockSeconds(CLOCK_REALTIME) - behind_seconds);
+    }
     HandleReap(process, now, together);
     return;
   }
   if (events & EPOLLIN) {
     if (process.state == State::kRunning) {
-      HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME), ClockSeconds(CLOCK_REALTIME));
+      HandleExit(process, now, ClockSeconds(CLOCK_BOOTTIME) - behind_seconds,
+                 ClockSeconds(CLOCK_REALTIME) - behind_seconds);
     } else {
       HandleReparent(process);
     }
