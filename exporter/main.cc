@@ -6,11 +6,14 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -37,6 +40,30 @@ constexpr char kDefaultConfigPath[] = "/etc/pidfd_exporter/config.yml";
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Asks the scheduler (EEVDF, Linux 6.12+) for a short time slice for the calling thread: a
+// woken task with a short slice preempts the running one at once instead of waiting for its
+// slice to end. The connector's events must be handled while the process that caused them is
+// still there (an exec'd program may live for a few hundred microseconds); with the default
+// slice the loop waited ~0.4 ms behind the very process it had to look at. Older kernels
+// reject the field (EINVAL): nothing changes then. No privilege needed.
+void RequestShortSchedulerSlice() {
+  struct {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+  } attributes{};
+  attributes.size = sizeof attributes;
+  attributes.sched_policy = 0;  // SCHED_OTHER
+  attributes.sched_nice = getpriority(PRIO_PROCESS, 0);
+  attributes.sched_runtime = 100 * 1000;  // 100 µs, the smallest slice the kernel accepts
+  if (syscall(SYS_sched_setattr, 0, &attributes, 0) != 0) {
+    LogDebug("No short scheduler slice (kernel < 6.12?)", {{"err", strerror(errno)}});
+  }
 }
 
 std::string VersionText() {
@@ -154,7 +181,8 @@ int Run(int argc, char** argv) {
   if (!flags.web_config_file.empty()) {
     WebConfigResult web_loaded = LoadWebConfig(flags.web_config_file);
     if (!web_loaded.config) {
-      LogError("Invalid web config", {{"file", flags.web_config_file}, {"errors", JoinErrors(web_loaded.errors)}});
+      LogError("Invalid web config",
+               {{"file", flags.web_config_file}, {"errors", JoinErrors(web_loaded.errors)}});
       return 1;
     }
     web_config = std::move(*web_loaded.config);
@@ -335,6 +363,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   tracker->Scan();
+  RequestShortSchedulerSlice();  // the loop thread only: the HTTP threads exist already
   loop->Run();
 
   server.reset();  // stop serving before the tracker and metrics go away

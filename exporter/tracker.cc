@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -379,6 +380,11 @@ void Tracker::Discover(const ScanEntry& entry, const std::unordered_map<int, int
   // Verify: the pinned /proc directory still answers after pidfd_open, so the PID could
   // not have been recycled in between and the pidfd refers to the process we matched.
   auto verify_text = ReadFileAt(directory.get(), "stat", 4096, &error);
+  if (!verify_text && (error == EMFILE || error == ENFILE)) {
+    // The pidfd took the last descriptor: the scan tries again, but it must be counted.
+    metrics_->CountError("emfile");
+    return;
+  }
   auto verified = verify_text ? ParseStat(*verify_text) : std::nullopt;
   if (!verified || verified->start_time_ticks != entry.stat.start_time_ticks) return;
   Adopt(std::move(pidfd), entry.stat, std::move(attributes), match, via_ancestor,
@@ -397,8 +403,12 @@ void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
   }
   const std::string pid_name = std::to_string(pid);
   UniqueFd directory(openat(procfs_.get(), pid_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!directory) return;
+  if (!directory) {
+    if (errno == EMFILE || errno == ENFILE) metrics_->CountError("emfile");
+    return;
+  }
   auto text = ReadFileAt(directory.get(), "stat", 4096, &error);
+  if (!text && (error == EMFILE || error == ENFILE)) metrics_->CountError("emfile");
   auto stat = text ? ParseStat(*text) : std::nullopt;
   if (!stat || (stat->flags & kProcessFlagKernelThread)) return;
   ProcessAttributes attributes;
@@ -419,12 +429,13 @@ void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
   }
   // A zombie found here exited moments ago: its pidfd reports the exit right after the
   // registration and the connector's exit event gives the exact time.
-  Adopt(std::move(pidfd), *stat, std::move(attributes), match, via_ancestor, /*zombie_exit_unknown=*/false);
+  Adopt(std::move(pidfd), *stat, std::move(attributes), match, via_ancestor, /*zombie_exit_unknown=*/false,
+        /*fresh_fork=*/provisional_allowed);
 }
 
 Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, const ProcessStat& stat, ProcessAttributes attributes,
                                         const std::optional<MatchResult>& match, bool via_ancestor,
-                                        bool zombie_exit_unknown) {
+                                        bool zombie_exit_unknown, bool fresh_fork) {
   uint64_t key = options_.features.pidfs_identity ? pidfd.Inode() : 0;
   if (key == 0) key = next_synthetic_key_++;
   key &= ~(1ull << 63);
@@ -452,7 +463,9 @@ Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, const ProcessStat& stat, Pr
   // It has a pidfd now: its exit is counted through it, never again from a ghost.
   ghosts_.erase(watched.pid);
   watched.member = false;
+  watched.fresh_fork = fresh_fork;
   SetMembership(watched, match, via_ancestor);
+  watched.fresh_fork = false;
   PublishWatchedCount();
 
   if (watched.member && zombie_exit_unknown && IsZombie(stat)) {
@@ -496,7 +509,22 @@ void Tracker::SetMembership(WatchedProcess& process, const std::optional<MatchRe
   process.joined_via_ancestor = via_ancestor;
   // Descendants forked before this process matched now belong to its set too: make the
   // next scan look at the unmatched ones again.
-  if (gains_children_member) ++lineage_generation_;
+  if (gains_children_member) {
+    ++lineage_generation_;
+    // A process adopted at its own fork has no children yet: skip the walk on that hot path.
+    if (process.fresh_fork) return;
+    // Those still held provisionally (forked moments ago, no rename or exec yet) are not on
+    // the unmatched list the scan re-examines, and a scan that finds them unmatched would
+    // file them under the new lineage generation: they join here, now.
+    for (auto& [key, other] : processes_) {
+      if (other.member || other.state != State::kRunning || other.attributes.parent_pid != process.pid)
+        continue;
+      SetMembership(
+          other,
+          MatchResult{process.set_index, sets_->NameForDescendant(process.set_index, other.attributes), true},
+          /*via_ancestor=*/true);
+    }
+  }
 }
 
 void Tracker::Reconsider(WatchedProcess& process) {
@@ -872,7 +900,7 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
           via_ancestor = match.has_value();
         }
         if (WatchedProcess* adopted =
-                Adopt(std::move(pidfd), stat, std::move(attributes), match, via_ancestor, false)) {
+                Adopt(std::move(pidfd), stat, std::move(attributes), match, via_ancestor, false, true)) {
           adopted->start_monotonic_ns = static_cast<int64_t>(timestamp_ns);
         }
       }
@@ -985,6 +1013,15 @@ void Tracker::OnConnectorExit(const ProcEvent& event) {
   const int pid = event.pid;
   if (auto watched = key_by_pid_.find(pid); watched != key_by_pid_.end()) {
     WatchedProcess& process = processes_.at(watched->second);
+    if (process.state == State::kRunning) {
+      // The leader thread's own exit is reported with pid == tgid, also when other threads
+      // still run (it exited first, or another thread's execve replaced it): the process
+      // lives on, and its pidfd is not readable yet. Such an event says nothing about the
+      // process's exit (research §2.3, §2.6); the process's real end, when a non-leader
+      // thread is the last, comes only as a thread event and through the pidfd.
+      pollfd exited{process.pidfd.fd(), POLLIN, 0};
+      if (poll(&exited, 1, 0) == 0) return;
+    }
     process.connector_exit_ns = static_cast<int64_t>(event.timestamp_ns);
     process.connector_wait_status = static_cast<int>(event.exit_code);
     process.connector_parent_pid = event.parent_tgid;

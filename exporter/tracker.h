@@ -84,6 +84,7 @@ class Tracker {
     bool member = true;
     ProcessAttributes attributes;  // the latest read (provisional processes re-match on it)
     bool identity_lost = false;    // exec'd, and gone before the new name could be read
+    bool fresh_fork = false;       // being adopted at its own fork event (has no children yet)
     uint64_t discovered_scan = 0;
     size_t set_slot = 0;   // Metrics slot (members only)
     size_t set_index = 0;  // index into the config's process_sets
@@ -150,7 +151,8 @@ class Tracker {
   void DiscoverPid(int pid, bool provisional_allowed);
   // Starts watching: epoll registration, metrics, zombie-at-first-sight handling.
   WatchedProcess* Adopt(Pidfd pidfd, const ProcessStat& stat, ProcessAttributes attributes,
-                        const std::optional<MatchResult>& match, bool via_ancestor, bool zombie_exit_unknown);
+                        const std::optional<MatchResult>& match, bool via_ancestor, bool zombie_exit_unknown,
+                        bool fresh_fork = false);
   std::optional<MatchResult> MatchAncestors(int parent_pid, const std::unordered_map<int, int>& ancestors,
                                             const ProcessAttributes& attributes) const;
   bool ReadAttributes(int directory_fd, const ProcessStat& stat, ProcessAttributes* attributes);

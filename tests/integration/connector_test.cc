@@ -1,0 +1,814 @@
+// "Miss no exit": acceptance tests of discovery through the proc connector. Processes that
+// live for microseconds (fork + rename + _exit), that exec at once, that reuse a PID another set
+// just released, that fork grandchildren, that exit thread by thread, must each be counted
+// exactly once, in the right set: through a pidfd when the exporter opened one in time (then
+// with a reap latency), else from the connector's exit event alone (a "missed exit", no
+// latency), else as unattributed (identity unknown), never in another set.
+//
+// Every test runs with discovery.proc_connector: auto and is skipped when this kernel or
+// environment gives no connector (pidfd_exporter_kernel_feature{feature="proc_connector"} 0),
+// except ConnectorFallbackTest, which takes the connector away on purpose (a new network
+// namespace). Counts are exact; latency bounds are those of core_test.cc (a few ms per event).
+// A machine saturated by other work delays the exporter's loop: timing failures print the load.
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "connector_workload.h"
+#include "harness.h"
+
+namespace integration {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kProcesses[] = "pidfd_processes";
+constexpr char kStarts[] = "pidfd_process_starts_total";
+constexpr char kExits[] = "pidfd_process_exits_total";
+constexpr char kReapLatencyCount[] = "pidfd_reap_latency_seconds_count";
+constexpr char kReapLatencySum[] = "pidfd_reap_latency_seconds_sum";
+constexpr char kZombies[] = "pidfd_zombies";
+constexpr char kMissed[] = "pidfd_exporter_missed_exits_total";
+constexpr char kUnattributed[] = "pidfd_exporter_unattributed_exits_total";
+constexpr char kFeature[] = "pidfd_exporter_kernel_feature";
+constexpr char kScanCount[] = "pidfd_exporter_scan_duration_seconds_count";
+
+std::string LoadNote() {
+  std::ifstream file("/proc/loadavg");
+  std::string load;
+  std::getline(file, load);
+  return " (load average " + load + ")";
+}
+
+Labels Set(const std::string& set) {
+  return {{"set", set}};
+}
+Labels Exit(const std::string& set, const std::string& reason, const std::string& code) {
+  return {{"set", set}, {"reason", reason}, {"code", code}};
+}
+
+struct Pipe {
+  Pipe() {
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("pipe2");
+      std::abort();
+    }
+  }
+  ~Pipe() {
+    CloseRead();
+    CloseWrite();
+  }
+  void CloseRead() {
+    if (fds[0] >= 0) close(fds[0]);
+    fds[0] = -1;
+  }
+  void CloseWrite() {
+    if (fds[1] >= 0) close(fds[1]);
+    fds[1] = -1;
+  }
+  int read_end() const { return fds[0]; }
+  int write_end() const { return fds[1]; }
+  int fds[2];
+};
+
+// Reads one byte (a command) in a forked child; a closed pipe (the test gave up) ends it.
+char ReadCommandByte(int fd) {
+  char byte = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(99);
+  return byte;
+}
+
+void SendByte(int fd, char byte) {
+  ssize_t n;
+  do {
+    n = write(fd, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  ASSERT_EQ(n, 1) << strerror(errno);
+}
+
+// Reads exactly `size` bytes within `timeout`; false on EOF, error or timeout.
+bool ReadFully(int fd, void* data, size_t size, milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = Clock::now() + timeout;
+  auto* bytes = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < size) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+    pollfd entry{fd, POLLIN, 0};
+    if (left <= 0 || poll(&entry, 1, static_cast<int>(left)) == 0) return false;
+    ssize_t n = read(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Kills and reaps, at scope exit, a process the test forked by hand.
+class ProcessGuard {
+ public:
+  explicit ProcessGuard(pid_t pid) : pid_(pid) {}
+  ~ProcessGuard() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    WaitPid(pid_);
+  }
+  ProcessGuard(const ProcessGuard&) = delete;
+  ProcessGuard& operator=(const ProcessGuard&) = delete;
+  int Reap() {
+    int status = WaitPid(pid_);
+    pid_ = -1;
+    return status;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
+// Forks a child that runs `body` (async-signal-safe; must not return) with a parent-death
+// signal, so a failing test leaves nothing behind.
+template <typename Body>
+pid_t ForkChild(Body body) {
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::abort();
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(97);
+    body();
+    _exit(98);
+  }
+  return pid;
+}
+
+// The state letter of /proc/PID/stat ('?' when unreadable).
+char ProcState(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) return '?';
+  return text[paren + 2];
+}
+
+// Waits until `pidfd`'s process exited (POLLIN), up to `timeout`.
+bool PollExit(int pidfd, milliseconds timeout) {
+  pollfd entry{pidfd, POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&entry, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0;
+}
+
+// In a forked child: polls /proc/PID/comm until it reads `comm` (up to ~5 s). Only
+// async-signal-safe calls.
+void WaitForComm(pid_t pid, const char* comm) {
+  char path[32] = "/proc/";
+  char digits[12];
+  int length = 0;
+  for (unsigned value = static_cast<unsigned>(pid); value > 0 || length == 0; value /= 10) digits[length++] = static_cast<char>('0' + value % 10);
+  size_t at = 6;
+  while (length > 0) path[at++] = digits[--length];
+  std::memcpy(path + at, "/comm", 6);
+  const size_t want = std::strlen(comm);
+  for (int attempt = 0; attempt < 5000; ++attempt) {
+    char buffer[32];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buffer, sizeof buffer) : -1;
+    if (fd >= 0) close(fd);
+    if (n == static_cast<ssize_t>(want + 1) && std::memcmp(buffer, comm, want) == 0) return;
+    usleep(1000);
+  }
+}
+
+int PidfdOpen(pid_t pid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+class ConnectorTest : public testing::Test {
+ protected:
+  // Starts the exporter with the connector in "auto" mode and waits for its first scan; skips
+  // the test (the caller must `if (IsSkipped()) return;`) when the connector is unavailable.
+  void StartWithConnector(const std::string& process_sets_yaml) {
+    ASSERT_TRUE(exporter_.Start(MakeConfig(process_sets_yaml, "auto")));
+    Metrics metrics;
+    ASSERT_TRUE(exporter_.WaitFor(
+        "the first /proc scan", [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &metrics));
+    auto connector = metrics.Value(kFeature, {{"feature", "proc_connector"}});
+    ASSERT_TRUE(connector.has_value()) << "no " << kFeature << "{feature=\"proc_connector\"}";
+    if (*connector != 1) {
+      GTEST_SKIP() << "the proc connector is unavailable here (" << kFeature
+                   << "{feature=\"proc_connector\"} 0: not in the initial network/PID namespace?)";
+    }
+    unattributed_at_start_ = metrics.ValueOrZero(kUnattributed);
+  }
+
+  void TearDown() override {
+    if (!HasFailure() || exporter_.pid() <= 0) return;
+    Metrics metrics;
+    if (exporter_.Scrape(&metrics)) {
+      for (const auto& [key, value] : metrics.series()) {
+        if (key.name.starts_with("pidfd_exporter_") && !key.name.starts_with("pidfd_exporter_scan"))
+          std::cerr << FormatSeries(key.name, key.labels) << " " << value << "\n";
+      }
+    }
+    std::cerr << "exporter log (tail):\n" << exporter_.LogTail(3000) << "\n" << LoadNote() << "\n";
+  }
+
+  // A scrape taken after at least two more /proc scans, so a double count by a rescan shows.
+  Metrics Settled() {
+    Metrics now;
+    EXPECT_TRUE(exporter_.Scrape(&now));
+    const double scans = now.ValueOrZero(kScanCount);
+    Metrics after;
+    EXPECT_TRUE(exporter_.WaitFor(
+        "two more /proc scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &after));
+    return after;
+  }
+
+  double UnattributedSinceStart(const Metrics& metrics) const {
+    return metrics.ValueOrZero(kUnattributed) - unattributed_at_start_;
+  }
+
+  void Report(const std::string& key, double value) {
+    RecordProperty(key, std::to_string(value));
+    std::cout << "[ report   ] " << key << " = " << value << "\n";
+  }
+
+  ExporterProcess exporter_;
+  double unattributed_at_start_ = 0;
+};
+
+// 2000 children that rename themselves into the set and _exit(3) at once, reaped in batches of
+// ten: each exit is counted exactly once, with a reap latency when the exporter held a pidfd in
+// time, else as a missed exit (seen by the connector alone).
+TEST_F(ConnectorTest, BurstOfZeroLifetimeChildrenIsCountedExactlyOnce) {
+  const std::string set = "cn_burst";
+  constexpr int kChildren = 2000;
+  constexpr int kBatch = 10;
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set)));
+  if (IsSkipped()) return;
+
+  auto started = Clock::now();
+  int wrong_status = 0;
+  for (int done = 0; done < kChildren; done += kBatch) {
+    pid_t pids[kBatch];
+    for (pid_t& pid : pids) pid = ForkZeroLifetime(set.c_str(), 3);
+    for (pid_t pid : pids) {
+      if (DescribeWaitStatus(WaitPid(pid)) != "exit 3") ++wrong_status;
+    }
+  }
+  const double fork_seconds = Seconds(Clock::now() - started);
+  ASSERT_EQ(wrong_status, 0);
+  Report("burst_forks_per_second", kChildren / fork_seconds);
+
+  EXPECT_TRUE(exporter_.WaitFor(
+      "2000 exits counted and no process of the set left",
+      [&](const Metrics& m) { return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0; },
+      nullptr, std::chrono::seconds(60)));
+  Metrics metrics = Settled();
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "3")), kChildren);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), kChildren) << "an exit was counted under another reason or code";
+  EXPECT_EQ(metrics.Find(kExits, Set(set)).size(), 1u) << "exit series other than exited/3";
+  EXPECT_EQ(metrics.Value(kStarts, Set(set)), kChildren);
+  EXPECT_EQ(metrics.Value(kProcesses, Set(set)), 0);
+  EXPECT_EQ(metrics.Value(kZombies, Set(set)), 0);
+  const double with_latency = metrics.ValueOrZero(kReapLatencyCount, Set(set));
+  const double missed = metrics.ValueOrZero(kMissed, Set(set));
+  EXPECT_EQ(with_latency + missed, kChildren) << with_latency << " with a latency, " << missed << " missed";
+  Report("burst_share_with_latency", with_latency / kChildren);
+  Report("burst_missed_exits", missed);
+  Report("burst_unattributed_since_start", UnattributedSinceStart(metrics));
+  Report("burst_connector_overflows", metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "connector_overflow"}}));
+}
+
+// Each of 300 zero-lifetime children stays a zombie for ~3 ms before its parent (the test)
+// reaps it: long enough for the exporter to open a pidfd on the zombie, so every one has a
+// reap latency, and their sum matches the parent's own measurement.
+TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
+  const std::string set = "cn_zomb3ms";
+  constexpr int kChildren = 300;
+  constexpr auto kZombieTime = milliseconds(3);
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set)));
+  if (IsSkipped()) return;
+
+  double parent_sum = 0;        // Σ (reap started − zombie seen)
+  double parent_upper_sum = 0;  // Σ (reap finished − zombie seen)
+  int wrong_status = 0;
+  for (int i = 0; i < kChildren; ++i) {
+    pid_t pid = ForkZeroLifetime(set.c_str(), 0);
+    ASSERT_TRUE(WaitExitedNoReap(pid));
+    auto seen = Clock::now();
+    std::this_thread::sleep_until(seen + kZombieTime);  // the parent's reaping delay under test
+    auto reap_started = Clock::now();
+    if (DescribeWaitStatus(WaitPid(pid)) != "exit 0") ++wrong_status;
+    auto reap_finished = Clock::now();
+    parent_sum += Seconds(reap_started - seen);
+    parent_upper_sum += Seconds(reap_finished - seen);
+  }
+  ASSERT_EQ(wrong_status, 0);
+
+  EXPECT_TRUE(exporter_.WaitFor(
+      "300 exits counted",
+      [&](const Metrics& m) { return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0; },
+      nullptr, std::chrono::seconds(30)));
+  Metrics metrics = Settled();
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "0")), kChildren);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), kChildren);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set)), kChildren);
+  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), kChildren)
+      << "a zombie that lingered 3 ms got no reap latency" << LoadNote();
+  EXPECT_EQ(metrics.ValueOrZero(kMissed, Set(set)), 0) << LoadNote();
+  const double exporter_sum = metrics.ValueOrZero(kReapLatencySum, Set(set));
+  // The exporter's exit time is the kernel's stamp (at or before the test saw the zombie) and
+  // its reap time the moment it handled the reap (after the test started it): at most a few ms
+  // below the parent's sum in total, and on average at most 1 ms per child above it.
+  const double difference = exporter_sum - parent_sum;
+  EXPECT_GE(difference, -0.005) << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s";
+  EXPECT_LE(difference, kChildren * 0.001 + 0.005)
+      << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s (reap calls took Σ "
+      << parent_upper_sum - parent_sum << " s)" << LoadNote();
+  Report("zomb3ms_exporter_latency_sum_s", exporter_sum);
+  Report("zomb3ms_parent_latency_sum_s", parent_sum);
+  Report("zomb3ms_mean_difference_us", difference / kChildren * 1e6);
+}
+
+// A parent with a unique comm forks and execs, 300 times, a symlink to /bin/true named after
+// the set: almost all exits land in the set (some may be unattributed: gone before the new name
+// could be read), none in the parent's set or anywhere else.
+TEST_F(ConnectorTest, ShortLivedExecdProgramsAreAttributed) {
+  const std::string set = "cn_exec_xyz";
+  const std::string parent_set = "cn_exec_par";  // fixed, so _other (max_sets) cannot hide it
+  constexpr int kExecs = 300;
+  TempDir directory;
+  const std::string program = directory.path() + "/" + set;
+  ASSERT_EQ(symlink("/bin/true", program.c_str()), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set) + CommSet(parent_set, parent_set) +
+                                             "  - name: \"{{.Comm}}\"\n"));  // the catch-all
+  if (IsSkipped()) return;
+
+  Pipe report, release;
+  char* const argv[] = {const_cast<char*>(set.c_str()), nullptr};
+  const char* path = program.c_str();
+  const char* parent_comm = parent_set.c_str();
+  pid_t parent = ForkChild([&] {
+    SetComm(parent_comm);
+    int failures = 0;
+    for (int i = 0; i < kExecs; ++i) {
+      pid_t child = fork();
+      if (child == 0) {
+        execv(path, argv);
+        _exit(127);
+      }
+      int status = -1;
+      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+    }
+    ssize_t ignored = write(report.write_end(), &failures, sizeof failures);
+    (void)ignored;
+    _exit(ReadCommandByte(release.read_end()) == 'q' ? 0 : 1);
+  });
+  ProcessGuard parent_guard(parent);
+  report.CloseWrite();
+  release.CloseRead();
+  int failures = -1;
+  ASSERT_TRUE(ReadFully(report.read_end(), &failures, sizeof failures, std::chrono::seconds(60)));
+  ASSERT_EQ(failures, 0) << "exec of " << program << " failed";
+
+  EXPECT_TRUE(exporter_.WaitFor(
+      "300 exits counted in the set, in the parent's set or as unattributed",
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set)) + m.Sum(kExits, Set(parent_set)) + UnattributedSinceStart(m) >= kExecs &&
+               m.Value(kProcesses, Set(set)) == 0;
+      },
+      nullptr, std::chrono::seconds(30)));
+  Metrics metrics = Settled();
+  const double attributed = metrics.ValueOrZero(kExits, Exit(set, "exited", "0"));
+  const double unattributed = UnattributedSinceStart(metrics);
+  EXPECT_EQ(metrics.Sum(kExits, Set(parent_set)), 0)
+      << "exec'd children counted under their parent's name (the parent itself is still running)";
+  EXPECT_EQ(metrics.Value(kProcesses, Set(parent_set)), 1) << "the parent itself";
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), attributed) << "exits of the set with another reason or code";
+  EXPECT_LE(attributed, kExecs);
+  EXPECT_GE(attributed, kExecs * 99 / 100) << unattributed << " unattributed";
+  // Unattributed exits are machine-wide (any process that exec'd and vanished at once counts),
+  // so only the lower bound is exact: no exit of ours is lost.
+  EXPECT_GE(attributed + unattributed, kExecs);
+  Report("exec_attributed", attributed);
+  Report("exec_unattributed_since_start_machine_wide", unattributed);
+  Report("exec_exits_in_set_true", metrics.Sum(kExits, Set("true")));
+  SendByte(release.write_end(), 'q');
+  EXPECT_EQ(DescribeWaitStatus(parent_guard.Reap()), "exit 0");
+}
+
+// PID reuse forced in the host namespace with ns_last_pid: process A (set A) exits and is
+// reaped, and B (set B) gets its PID at once. `a_watched_first`: A lives until the exporter
+// watches it; else both A and B are zero-lifetime siblings (same parent, so the pidfd's parent
+// check cannot tell them apart). Every exit must land in its own set with its own code.
+void PidReuseScenario(ExporterProcess& exporter, bool a_watched_first, double unattributed_at_start,
+                      const std::string& set_a, const std::string& set_b) {
+  LastPidWriter last_pid;
+  if (!last_pid.unavailable_reason().empty()) GTEST_SKIP() << last_pid.unavailable_reason();
+  constexpr int kRounds = 20;
+  constexpr int kAttempts = 5;
+  int rounds_with_reuse = 0, total_a = 0, total_b = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+      pid_t a;
+      if (a_watched_first) {
+        Pipe go;
+        const char* comm = set_a.c_str();
+        a = ForkChild([&] {
+          SetComm(comm);
+          ReadCommandByte(go.read_end());
+          _exit(11);
+        });
+        go.CloseRead();
+        ProcessGuard guard(a);
+        ASSERT_TRUE(exporter.WaitFor("A watched", [&](const Metrics& m) {
+          return m.Value(kProcesses, Set(set_a)) == 1;
+        }));
+        ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
+        ASSERT_EQ(DescribeWaitStatus(guard.Reap()), "exit 11");
+      } else {
+        a = ForkZeroLifetime(set_a.c_str(), 11);
+        ASSERT_EQ(DescribeWaitStatus(WaitPid(a)), "exit 11");
+      }
+      ++total_a;
+      ASSERT_TRUE(last_pid.Set(a - 1)) << strerror(errno);
+      pid_t b = ForkZeroLifetime(set_b.c_str(), 22);
+      ASSERT_EQ(DescribeWaitStatus(WaitPid(b)), "exit 22");
+      ++total_b;
+      if (b == a) {
+        ++rounds_with_reuse;
+        break;
+      }
+    }
+  }
+  if (rounds_with_reuse == 0) GTEST_SKIP() << "ns_last_pid never produced a reuse (busy machine?)";
+  testing::Test::RecordProperty("pid_reuse_rounds", rounds_with_reuse);
+  std::cout << "[ report   ] pid reuse happened in " << rounds_with_reuse << " of " << kRounds << " rounds ("
+            << total_a << " A and " << total_b << " B processes)\n";
+
+  auto unattributed = [&](const Metrics& m) { return m.ValueOrZero(kUnattributed) - unattributed_at_start; };
+  EXPECT_TRUE(exporter.WaitFor(
+      "every A and B exit counted",
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set_a)) + m.Sum(kExits, Set(set_b)) + unattributed(m) >= total_a + total_b &&
+               m.Value(kProcesses, Set(set_a)) == 0 && m.Value(kProcesses, Set(set_b)) == 0;
+      },
+      nullptr, std::chrono::seconds(20)));
+  Metrics metrics;
+  ASSERT_TRUE(exporter.Scrape(&metrics));
+  const double scans = metrics.ValueOrZero(kScanCount);
+  ASSERT_TRUE(exporter.WaitFor(
+      "two more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &metrics));
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "22")), 0) << "B's exit counted in set A";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "11")), 0) << "A's exit counted in set B";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "11")), total_a);
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "22")), total_b);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set_a)), total_a);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set_b)), total_b);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
+  std::cout << "[ report   ] A: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_a)) << " with latency, "
+            << metrics.ValueOrZero(kMissed, Set(set_a)) << " missed; B: "
+            << metrics.ValueOrZero(kReapLatencyCount, Set(set_b)) << " with latency, "
+            << metrics.ValueOrZero(kMissed, Set(set_b)) << " missed; unattributed since start "
+            << unattributed(metrics) << "\n";
+}
+
+TEST_F(ConnectorTest, PidReuseAcrossSetsNeverMisattributes) {
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet("cn_reuse_a", "cn_reuse_a") + CommSet("cn_reuse_b", "cn_reuse_b")));
+  if (IsSkipped()) return;
+  PidReuseScenario(exporter_, /*a_watched_first=*/true, unattributed_at_start_, "cn_reuse_a", "cn_reuse_b");
+}
+
+TEST_F(ConnectorTest, PidReuseBetweenZeroLifetimeSiblingsNeverMisattributes) {
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet("cn_reuse_za", "cn_reuse_za") + CommSet("cn_reuse_zb", "cn_reuse_zb")));
+  if (IsSkipped()) return;
+  PidReuseScenario(exporter_, /*a_watched_first=*/false, unattributed_at_start_, "cn_reuse_za", "cn_reuse_zb");
+}
+
+// children: true. A parent that starts under another name forks two long-lived children, one
+// long before it renames itself into the set (the exporter has filed it as unmatched by then)
+// and one just before (still held provisionally): both join the set. Then it forks a child
+// that forks a grandchild (unrelated names), once long-lived and once zero-lifetime: all their
+// exits count in the parent's set.
+TEST_F(ConnectorTest, ChildrenTrueIncludesGrandchildren) {
+  const std::string set = "cn_parent_x";
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector("  - name: cn_parent_x\n    comm: [cn_parent_x]\n    children: true\n"));
+  if (IsSkipped()) return;
+
+  // test → parent: 'e' fork the second early child, 'r' rename, 'l' long-lived child and
+  // grandchild, 'z' zero-lifetime pair, 'q' reap the early children and exit 9
+  Pipe commands;
+  Pipe early_command;  // test → the early children (workers; each takes one command)
+  Pipe grand_command;  // test → the long-lived grandchild (a worker)
+  pid_t parent = ForkChild([&] {
+    SetComm("cn_pre_x");
+    pid_t early[2] = {-1, -1};
+    early[0] = fork();
+    if (early[0] == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // it holds the pipes' write ends too
+      RunWorker("cn_kid_early", early_command.read_end());
+    }
+    while (true) {
+      char command = ReadCommandByte(commands.read_end());
+      if (command == 'e') {
+        early[1] = fork();
+        if (early[1] == 0) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+          RunWorker("cn_kid_early2", early_command.read_end());
+        }
+        // Its rename must come before ours on the connector, so that the exporter handled it
+        // (found no match, kept the provisional pidfd) by the time this parent joins.
+        WaitForComm(early[1], "cn_kid_early2");
+      } else if (command == 'r') {
+        SetComm("cn_parent_x");
+      } else if (command == 'l' || command == 'z') {
+        const bool zero = command == 'z';
+        pid_t child = fork();
+        if (child == 0) {
+          prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+          SetComm(zero ? "cn_kid_z" : "cn_kid_mid");
+          pid_t grandchild = fork();
+          if (grandchild == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            if (zero) {
+              SetComm("cn_grand_z");
+              _exit(7);
+            }
+            RunWorker("cn_grand_x", grand_command.read_end());
+          }
+          int status;
+          while (waitpid(grandchild, &status, 0) < 0 && errno == EINTR) {
+          }
+          _exit(6);
+        }
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+      } else if (command == 'q') {
+        for (pid_t pid : early) {
+          int status;
+          while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+          }
+        }
+        _exit(9);
+      }
+    }
+  });
+  ProcessGuard parent_guard(parent);
+  commands.CloseRead();
+  early_command.CloseRead();
+  grand_command.CloseRead();
+
+  // Four scans: the first early child's provisional pidfd has long been given up (filed as
+  // unmatched). The second is forked right before the rename: still held provisionally.
+  Metrics metrics;
+  ASSERT_TRUE(exporter_.Scrape(&metrics));
+  const double scans = metrics.ValueOrZero(kScanCount);
+  ASSERT_TRUE(exporter_.WaitFor("four more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 4; }));
+  ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'e'));
+  ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'r'));
+  EXPECT_TRUE(exporter_.WaitFor("the renamed parent and both earlier children in the set", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set(set)) == 3;
+  }));
+
+  ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'l'));
+  EXPECT_TRUE(exporter_.WaitFor("child and grandchild in the set", [&](const Metrics& m) {
+    return m.ValueOrZero(kStarts, Set(set)) >= 5 && m.Value(kProcesses, Set(set)) >= 4;
+  }));
+  SendWorkerCommand(grand_command.write_end(), {WorkerCommand::kExit, 7});  // then the child exits 6
+  EXPECT_TRUE(exporter_.WaitFor("the grandchild's and child's exits", [&](const Metrics& m) {
+    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 1 && m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 1;
+  }));
+
+  ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'z'));
+  EXPECT_TRUE(exporter_.WaitFor("the zero-lifetime child's and grandchild's exits", [&](const Metrics& m) {
+    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 2 && m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 2;
+  }));
+
+  SendWorkerCommand(early_command.write_end(), {WorkerCommand::kExit, 8});
+  SendWorkerCommand(early_command.write_end(), {WorkerCommand::kExit, 8});
+  ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'q'));
+  EXPECT_EQ(DescribeWaitStatus(parent_guard.Reap()), "exit 9");
+  EXPECT_TRUE(exporter_.WaitFor("every exit of the tree", [&](const Metrics& m) {
+    return m.Sum(kExits, Set(set)) >= 7 && m.Value(kProcesses, Set(set)) == 0;
+  }));
+  metrics = Settled();
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "6")), 2) << "children";
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "7")), 2) << "grandchildren";
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "8")), 2) << "the children forked before the rename";
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "9")), 1) << "the parent";
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), 7);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set)), 7);
+  EXPECT_EQ(metrics.Value(kProcesses, Set(set)), 0);
+  Report("children_with_latency", metrics.ValueOrZero(kReapLatencyCount, Set(set)));
+  Report("children_missed", metrics.ValueOrZero(kMissed, Set(set)));
+}
+
+// Thread exits are not process exits. (1) A member starts 20 threads that exit, then its leader
+// thread exits first (SYS_exit) while another thread runs 300 ms and ends the process with
+// exit_group(5): one exit, code 5, no zombie while the thread runs, and the reap latency is the
+// parent's (prompt) reaping, not the time since the leader's exit. (2) A non-leader thread
+// execs (a symlink named like the set, to /bin/sleep 0.2): one exit for the process, code 0,
+// reap latency again the parent's.
+TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
+  const std::string set = "cn_thr_x";
+  const std::string exec_set = "cn_thr_exec";
+  TempDir directory;
+  const std::string program = directory.path() + "/" + exec_set;
+  ASSERT_EQ(symlink("/bin/sleep", program.c_str()), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set) + CommSet(exec_set, exec_set)));
+  if (IsSkipped()) return;
+
+  // --- (1) leader exits first ---
+  Pipe go;
+  pid_t pid = ForkChild([&] {
+    SetComm("cn_thr_x");
+    ReadCommandByte(go.read_end());
+    for (int i = 0; i < 20; ++i) {
+      pthread_t thread;
+      if (pthread_create(&thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr) != 0) _exit(90);
+      pthread_join(thread, nullptr);
+    }
+    pthread_t last;
+    if (pthread_create(
+            &last, nullptr,
+            [](void*) -> void* {
+              usleep(300000);
+              syscall(SYS_exit_group, 5);
+              return nullptr;
+            },
+            nullptr) != 0)
+      _exit(91);
+    syscall(SYS_exit, 0);  // the leader thread alone
+    return;
+  });
+  ProcessGuard guard(pid);
+  go.CloseRead();
+  int pidfd = PidfdOpen(pid);
+  ASSERT_GE(pidfd, 0) << strerror(errno);
+  ASSERT_TRUE(exporter_.WaitFor("the threaded process watched", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set(set)) == 1;
+  }));
+  ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (ProcState(pid) != 'Z' && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_EQ(ProcState(pid), 'Z') << "the leader thread did not exit";
+  int samples = 0, bad_samples = 0;
+  std::string bad;
+  // Sample every 20 ms, waiting on the pidfd in between so that the exit is seen at once.
+  while (!PollExit(pidfd, milliseconds(20))) {
+    Metrics m;
+    ASSERT_TRUE(exporter_.Scrape(&m));
+    if (PollExit(pidfd, milliseconds(0))) break;  // the sample may postdate the real exit
+    ++samples;
+    if (m.Value(kZombies, Set(set)) != 0 || m.Sum(kExits, Set(set)) != 0 || m.Value(kProcesses, Set(set)) != 1) {
+      ++bad_samples;
+      bad = "zombies " + std::to_string(m.ValueOrZero(kZombies, Set(set))) + ", exits " +
+            std::to_string(m.Sum(kExits, Set(set))) + ", processes " + std::to_string(m.ValueOrZero(kProcesses, Set(set)));
+    }
+  }
+  EXPECT_GE(samples, 3) << "too few samples while the last thread ran";
+  EXPECT_EQ(bad_samples, 0) << "while a thread still ran: " << bad;
+  ASSERT_TRUE(WaitExitedNoReap(pid));
+  auto seen = Clock::now();
+  auto reap_started = Clock::now();
+  EXPECT_EQ(DescribeWaitStatus(guard.Reap()), "exit 5");
+  auto reap_finished = Clock::now();
+  close(pidfd);
+  EXPECT_TRUE(exporter_.WaitFor("the threaded process's exit", [&](const Metrics& m) {
+    return m.Sum(kExits, Set(set)) >= 1 && m.Value(kProcesses, Set(set)) == 0;
+  }));
+
+  // --- (2) exec from a non-leader thread ---
+  Pipe exec_go;
+  char* const exec_argv[] = {const_cast<char*>(exec_set.c_str()), const_cast<char*>("0.2"), nullptr};
+  const char* exec_path = program.c_str();
+  struct ExecArgs {
+    const char* path;
+    char* const* argv;
+  } exec_args{exec_path, exec_argv};
+  pid_t exec_pid = ForkChild([&] {
+    SetComm("cn_thr_exec");
+    ReadCommandByte(exec_go.read_end());
+    pthread_t thread;
+    if (pthread_create(
+            &thread, nullptr,
+            [](void* raw) -> void* {
+              auto* args = static_cast<ExecArgs*>(raw);
+              execv(args->path, args->argv);
+              _exit(92);
+            },
+            &exec_args) != 0)
+      _exit(93);
+    while (true) pause();  // killed by the other thread's exec
+  });
+  ProcessGuard exec_guard(exec_pid);
+  exec_go.CloseRead();
+  int exec_pidfd = PidfdOpen(exec_pid);
+  ASSERT_GE(exec_pidfd, 0);
+  ASSERT_TRUE(exporter_.WaitFor("the exec'ing process watched", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set(exec_set)) == 1;
+  }));
+  ASSERT_NO_FATAL_FAILURE(SendByte(exec_go.write_end(), 'x'));
+  ASSERT_TRUE(PollExit(exec_pidfd, std::chrono::seconds(5)));
+  ASSERT_TRUE(WaitExitedNoReap(exec_pid));
+  auto exec_seen = Clock::now();
+  EXPECT_EQ(DescribeWaitStatus(exec_guard.Reap()), "exit 0");
+  auto exec_reap_finished = Clock::now();
+  close(exec_pidfd);
+  EXPECT_TRUE(exporter_.WaitFor("the exec'd process's exit", [&](const Metrics& m) {
+    return m.Sum(kExits, Set(exec_set)) >= 1 && m.Value(kProcesses, Set(exec_set)) == 0;
+  }));
+
+  Metrics metrics = Settled();
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "5")), 1);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), 1) << "a thread's exit counted as a process exit";
+  EXPECT_EQ(metrics.Value(kStarts, Set(set)), 1);
+  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), 1);
+  const double latency = metrics.ValueOrZero(kReapLatencySum, Set(set));
+  EXPECT_LE(latency, Seconds(reap_finished - seen) + 0.015)
+      << "reap latency counted from the leader thread's exit, not the process's" << LoadNote();
+  EXPECT_GE(latency, Seconds(reap_started - seen) - 0.002);
+  Report("leader_first_reap_latency_s", latency);
+
+  EXPECT_EQ(metrics.Value(kExits, Exit(exec_set, "exited", "0")), 1);
+  EXPECT_EQ(metrics.Sum(kExits, Set(exec_set)), 1) << "the exec (old leader's end) counted as an exit";
+  EXPECT_EQ(metrics.Value(kStarts, Set(exec_set)), 1);
+  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(exec_set)), 1);
+  const double exec_latency = metrics.ValueOrZero(kReapLatencySum, Set(exec_set));
+  EXPECT_LE(exec_latency, Seconds(exec_reap_finished - exec_seen) + 0.015)
+      << "reap latency counted from the exec, not the exit" << LoadNote();
+  Report("thread_exec_reap_latency_s", exec_latency);
+}
+
+// Without the connector (a new network namespace has none), "auto" falls back to the /proc
+// scan: the feature reads 0, the log says why, and a process that outlives the scan interval
+// is still counted. "on" refuses to start there.
+TEST(ConnectorFallbackTest, ConnectorUnavailableFallsBackToScanning) {
+  if (geteuid() != 0) GTEST_SKIP() << "unshare(CLONE_NEWNET) needs root";
+  const std::string set = "cn_fallback";
+  NetnsExporter exporter;
+  ASSERT_TRUE(exporter.Start(MakeConfig(CommSet(set, set), "auto")));
+  Metrics metrics;
+  ASSERT_TRUE(exporter.WaitFor(
+      "the first scan", [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &metrics));
+  EXPECT_EQ(metrics.Value(kFeature, {{"feature", "proc_connector"}}), 0);
+  const std::string log = exporter.Log();
+  EXPECT_NE(log.find("Proc connector unavailable"), std::string::npos) << log;
+
+  auto child = ChildProcess::Spawn({set, ""});
+  ASSERT_TRUE(exporter.WaitFor("the worker watched by the scan", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set(set)) == 1;
+  }));
+  std::this_thread::sleep_for(3 * kScanInterval);  // it outlives the scan interval by far
+  child->Exit(13);
+  ASSERT_TRUE(child->WaitUntilZombie());
+  EXPECT_EQ(DescribeWaitStatus(child->Reap()), "exit 13");
+  ASSERT_TRUE(exporter.WaitFor("its exit counted", [&](const Metrics& m) {
+    return m.ValueOrZero(kExits, Exit(set, "exited", "13")) == 1 && m.Value(kProcesses, Set(set)) == 0;
+  }, &metrics));
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), 1);
+  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), 1);
+
+  NetnsExporter strict;
+  auto status = strict.RunUntilExit(MakeConfig(CommSet(set, set), "on"), std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value()) << "proc_connector: on without a connector must exit, not serve\n" << strict.Log();
+  EXPECT_EQ(DescribeWaitStatus(*status), "exit 1") << strict.Log();
+  EXPECT_NE(strict.Log().find("proc connector is unavailable"), std::string::npos) << strict.Log();
+}
+
+}  // namespace
+}  // namespace integration
