@@ -51,6 +51,11 @@ bool DecodeChunked(const std::string& raw, std::string* body) {
 
 HttpResult HttpGet(const std::string& host, int port, const std::string& path,
                    const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
+  return HttpRequest("GET", host, port, path, headers, timeout);
+}
+
+HttpResult HttpRequest(const std::string& method, const std::string& host, int port, const std::string& path,
+                       const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
   HttpResult result;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -77,8 +82,8 @@ HttpResult HttpGet(const std::string& host, int port, const std::string& path,
     result.error = "connect " + host + ":" + std::to_string(port) + ": " + strerror(errno);
     return result;
   }
-  std::string request =
-      "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) + "\r\nConnection: close\r\n";
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
+                        "\r\nConnection: close\r\n";
   for (const std::string& header : headers) request += header + "\r\n";
   request += "\r\n";
   for (size_t sent = 0; sent < request.size();) {

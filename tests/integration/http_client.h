@@ -27,5 +27,9 @@ struct HttpResult {
 HttpResult HttpGet(const std::string& host, int port, const std::string& path,
                    const std::vector<std::string>& headers = {},
                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// Any method without a body (POST and PUT send Content-Length: 0 via `headers` if needed).
+HttpResult HttpRequest(const std::string& method, const std::string& host, int port, const std::string& path,
+                       const std::vector<std::string>& headers = {},
+                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace integration
