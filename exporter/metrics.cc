@@ -12,6 +12,7 @@
 
 #include "build_info.h"
 #include "procfs.h"
+#include "utf8.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -84,11 +85,6 @@ class ProcessCollector final : public prometheus::Collectable {
   std::shared_ptr<std::atomic<long>> open_fds_;
 };
 
-// Appends the UTF-8 encoding of U+FFFD.
-void AppendReplacement(std::string* out) {
-  out->append("\xEF\xBF\xBD");
-}
-
 }  // namespace
 
 std::string SanitizeLabelValue(std::string_view raw, size_t max_bytes) {
@@ -96,35 +92,15 @@ std::string SanitizeLabelValue(std::string_view raw, size_t max_bytes) {
   out.reserve(raw.size());
   size_t i = 0;
   while (i < raw.size()) {
+    const size_t length = ValidUtf8SequenceLength(raw.substr(i));
     const auto byte = static_cast<unsigned char>(raw[i]);
-    size_t length = 0;
-    if (byte < 0x80)
-      length = 1;
-    else if (byte >= 0xC2 && byte <= 0xDF)
-      length = 2;
-    else if (byte >= 0xE0 && byte <= 0xEF)
-      length = 3;
-    else if (byte >= 0xF0 && byte <= 0xF4)
-      length = 4;
-    bool valid = length > 0 && i + length <= raw.size();
-    for (size_t k = 1; valid && k < length; ++k) {
-      if ((static_cast<unsigned char>(raw[i + k]) & 0xC0) != 0x80) valid = false;
-    }
-    if (valid && length == 3) {
-      const auto second = static_cast<unsigned char>(raw[i + 1]);
-      if ((byte == 0xE0 && second < 0xA0) || (byte == 0xED && second >= 0xA0))
-        valid = false;  // overlong, surrogate
-    }
-    if (valid && length == 4) {
-      const auto second = static_cast<unsigned char>(raw[i + 1]);
-      if ((byte == 0xF0 && second < 0x90) || (byte == 0xF4 && second >= 0x90))
-        valid = false;  // overlong, > U+10FFFF
-    }
-    const size_t piece = valid ? length : 3;
-    if (out.size() + piece > max_bytes) break;
-    if (!valid || (length == 1 && (byte < 0x20 || byte == 0x7F))) {
-      AppendReplacement(&out);
-      i += valid ? length : 1;
+    // Invalid bytes and control characters (a newline in a comm) both become U+FFFD.
+    const bool replace = length == 0 || (length == 1 && (byte < 0x20 || byte == 0x7F));
+    const size_t piece = replace ? kReplacementCharacter.size() : length;
+    if (out.size() + piece > max_bytes) break;  // cut on a character boundary
+    if (replace) {
+      out.append(kReplacementCharacter);
+      i += length == 0 ? 1 : length;
     } else {
       out.append(raw.substr(i, length));
       i += length;

@@ -10,6 +10,8 @@
 #include <map>
 #include <utility>
 
+#include "utf8.h"
+
 namespace pidfd_exporter {
 namespace {
 
@@ -240,43 +242,7 @@ std::optional<int> ReadPidfile(const std::string& path) {
 // argv joined by single spaces, built at most once per Match() and only when a regex runs.
 // Go's regexp (process-exporter) reads each invalid UTF-8 byte as U+FFFD, which "." and
 // character classes match; RE2 in UTF-8 mode matches nothing there. Same meaning for
-// both: the regexes see one U+FFFD per invalid byte. Control characters stay as they are.
-std::string ReplaceInvalidUtf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    size_t length = 0;
-    if (byte < 0x80)
-      length = 1;
-    else if (byte >= 0xC2 && byte <= 0xDF)
-      length = 2;
-    else if (byte >= 0xE0 && byte <= 0xEF)
-      length = 3;
-    else if (byte >= 0xF0 && byte <= 0xF4)
-      length = 4;
-    bool valid = length > 0 && i + length <= text.size();
-    for (size_t k = 1; valid && k < length; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) valid = false;
-    }
-    if (valid && length >= 3) {
-      const auto second = static_cast<unsigned char>(text[i + 1]);
-      if ((byte == 0xE0 && second < 0xA0) || (byte == 0xED && second >= 0xA0) ||
-          (byte == 0xF0 && second < 0x90) || (byte == 0xF4 && second >= 0x90)) {
-        valid = false;
-      }
-    }
-    if (valid) {
-      out.append(text.substr(i, length));
-      i += length;
-    } else {
-      out.append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  return out;
-}
+// both: the regexes see ReplaceInvalidUtf8(argv). Control characters stay as they are.
 
 class JoinedCmdline {
  public:

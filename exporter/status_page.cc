@@ -7,42 +7,13 @@
 #include <cstdio>
 #include <limits>
 
+#include "utf8.h"
+
 namespace pidfd_exporter {
 namespace {
 
-constexpr char kReplacementCharacter[] = "\xEF\xBF\xBD";  // U+FFFD
-constexpr char kNoData[] = "\xE2\x80\x93";                // "–" (en dash)
-constexpr char kAtLeast[] = "\xE2\x89\xA5 ";              // "≥ "
-
-// Length of the valid UTF-8 sequence at the start of `text`, or 0 when it is invalid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid, RFC 3629).
-size_t ValidUtf8SequenceLength(std::string_view text) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  size_t length;
-  unsigned char second_min = 0x80;
-  unsigned char second_max = 0xBF;
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) second_min = 0xA0;  // overlong
-    if (lead == 0xED) second_max = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) second_min = 0x90;  // overlong
-    if (lead == 0xF4) second_max = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (text.size() < length) return 0;
-  if (byte(1) < second_min || byte(1) > second_max) return 0;
-  for (size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
+constexpr char kNoData[] = "\xE2\x80\x93";    // "–" (en dash)
+constexpr char kAtLeast[] = "\xE2\x89\xA5 ";  // "≥ "
 
 // Only ever called with literal "%...g"-style formats from this file.
 #pragma GCC diagnostic push
