@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,10 +11,10 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <sstream>
 #include <utility>
 
 #include "process_set.h"
+#include "yaml_document.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -113,13 +112,10 @@ class ConfigParser {
     Config config;
     config.source = file_;
     const std::string owned_text(text);
-    if (!CheckDocumentStructure(owned_text)) return Finish(std::move(config));
     YAML::Node root;
-    try {
-      // The first document only: CheckDocumentStructure reported any further one.
-      root = YAML::Load(owned_text);
-    } catch (const YAML::Exception& exception) {
-      Error(exception.mark, exception.msg);
+    YamlLoadError load_error;
+    if (!LoadSingleYamlDocument(owned_text, &root, &load_error)) {
+      Error(load_error.mark, load_error.message);
       return Finish(std::move(config));
     }
     if (root.IsNull()) {
@@ -136,54 +132,6 @@ class ConfigParser {
   }
 
  private:
-  // Records where each YAML document starts; the events themselves are not needed.
-  class DocumentStarts : public YAML::EventHandler {
-   public:
-    std::vector<YAML::Mark> starts;
-    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-  };
-
-  // Syntax errors, and more than one document. Not YAML::LoadAll: yaml-cpp 0.7 loops
-  // forever, allocating, on a stray "," outside any collection (each call yields an empty
-  // document and consumes nothing), which would let one typo exhaust memory on reload.
-  // Bounded here: three documents are enough to tell a second document from that loop.
-  bool CheckDocumentStructure(const std::string& text) {
-    std::istringstream stream(text);
-    YAML::Parser parser(stream);
-    DocumentStarts handler;
-    try {
-      for (int document = 0; document < 3 && parser.HandleNextDocument(handler); ++document) {
-      }
-    } catch (const YAML::Exception& exception) {
-      Error(exception.mark, exception.msg);
-      return false;
-    }
-    const std::vector<YAML::Mark>& starts = handler.starts;
-    for (size_t index = 1; index < starts.size(); ++index) {
-      if (starts[index].pos == starts[index - 1].pos) {
-        const auto position = static_cast<size_t>(starts[index].pos);
-        const std::string unexpected = position < text.size() ? text.substr(position, 1) : "end of file";
-        Error(starts[index], "unexpected " + Quote(unexpected) + " outside of a list or mapping");
-        return false;
-      }
-    }
-    if (starts.size() > 1) {
-      Error(starts[1], "only one YAML document is allowed; remove the second \"---\"");
-      return false;
-    }
-    return true;
-  }
-
   ConfigResult Finish(Config config) {
     ConfigResult result;
     std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {

@@ -2,16 +2,15 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <sstream>
 
 #include "unique_fd.h"
+#include "yaml_document.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -75,13 +74,10 @@ class WebConfigParser {
     WebConfig config;
     config.source = file_;
     const std::string owned_text(text);
-    if (!CheckDocumentStructure(owned_text)) return Finish(std::move(config));
     YAML::Node root;
-    try {
-      // The first document only: CheckDocumentStructure reported any further one.
-      root = YAML::Load(owned_text);
-    } catch (const YAML::Exception& exception) {
-      Error(exception.mark, exception.msg);
+    YamlLoadError load_error;
+    if (!LoadSingleYamlDocument(owned_text, &root, &load_error)) {
+      Error(load_error.mark, load_error.message);
       return Finish(std::move(config));
     }
     // An empty file is valid in exporter-toolkit: plain HTTP without authentication.
@@ -97,54 +93,6 @@ class WebConfigParser {
   }
 
  private:
-  // Records where each YAML document starts; the events themselves are not needed.
-  class DocumentStarts : public YAML::EventHandler {
-   public:
-    std::vector<YAML::Mark> starts;
-    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-  };
-
-  // Syntax errors, and more than one document (same check as config.cc). Not
-  // YAML::LoadAll: yaml-cpp 0.7 loops forever, allocating, on a stray "," outside any
-  // collection (each call yields an empty document and consumes nothing). Three documents
-  // are enough to tell a second document from that loop.
-  bool CheckDocumentStructure(const std::string& text) {
-    std::istringstream stream(text);
-    YAML::Parser parser(stream);
-    DocumentStarts handler;
-    try {
-      for (int document = 0; document < 3 && parser.HandleNextDocument(handler); ++document) {
-      }
-    } catch (const YAML::Exception& exception) {
-      Error(exception.mark, exception.msg);
-      return false;
-    }
-    const std::vector<YAML::Mark>& starts = handler.starts;
-    for (size_t index = 1; index < starts.size(); ++index) {
-      if (starts[index].pos == starts[index - 1].pos) {
-        const auto position = static_cast<size_t>(starts[index].pos);
-        const std::string unexpected = position < text.size() ? text.substr(position, 1) : "end of file";
-        Error(starts[index], "unexpected " + Quote(unexpected) + " outside of a list or mapping");
-        return false;
-      }
-    }
-    if (starts.size() > 1) {
-      Error(starts[1], "only one YAML document is allowed; remove the second \"---\"");
-      return false;
-    }
-    return true;
-  }
-
   WebConfigResult Finish(WebConfig config) {
     std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {
       return std::pair(left.line, left.column) < std::pair(right.line, right.column);
@@ -196,7 +144,8 @@ class WebConfigParser {
   // A known exporter-toolkit setting this exporter cannot honour: an error, because
   // silently ignoring e.g. cipher_suites would leave a server less strict than configured.
   void Unsupported(const YAML::Node& key, const std::string& path, std::string_view why) {
-    Error(key.Mark(), path + ": " + Quote(key.Scalar()) + " is not supported by pidfd_exporter: " + std::string(why));
+    Error(key.Mark(),
+          path + ": " + Quote(key.Scalar()) + " is not supported by pidfd_exporter: " + std::string(why));
   }
 
   // `key:` with nothing after it: yaml-cpp marks the missing value at the next token, so
@@ -245,7 +194,8 @@ class WebConfigParser {
 
   // A file path that must be readable now: a typo should stop start-up with the file's
   // name, not surface as an OpenSSL error later.
-  std::optional<std::string> ReadableFile(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+  std::optional<std::string> ReadableFile(const YAML::Node& key, const YAML::Node& value,
+                                          const std::string& path) {
     const std::optional<std::string> text = String(key, value, path);
     if (!text) return std::nullopt;
     const std::string resolved = ResolvePath(*text);
@@ -264,8 +214,9 @@ class WebConfigParser {
 
   void ParseRoot(const YAML::Node& root, WebConfig& config) {
     if (!root.IsMap()) {
-      Error(root.Mark(), "expected a mapping with tls_server_config, http_server_config or basic_auth_users, got " +
-                             KindOf(root));
+      Error(root.Mark(),
+            "expected a mapping with tls_server_config, http_server_config or basic_auth_users, got " +
+                KindOf(root));
       return;
     }
     ForEachEntry(root, "web config", [&](const YAML::Node& key, const YAML::Node& value) {
@@ -323,15 +274,19 @@ class WebConfigParser {
         } else if (*text == "RequireAndVerifyClientCert") {
           tls.client_auth_type = ClientAuthType::kRequireAndVerifyClientCert;
           client_auth_key = key;
-        } else if (*text == "RequestClientCert" || *text == "RequireAnyClientCert" || *text == "RequireClientCert") {
-          Error(entry.Mark(), key_path + ": " + Quote(*text) +
-                                  " is not supported by pidfd_exporter: it accepts client certificates without "
-                                  "verifying them; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
-                                  "with client_ca_file");
+        } else if (*text == "RequestClientCert" || *text == "RequireAnyClientCert" ||
+                   *text == "RequireClientCert") {
+          Error(entry.Mark(),
+                key_path + ": " + Quote(*text) +
+                    " is not supported by pidfd_exporter: it accepts client certificates without "
+                    "verifying them; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
+                    "with client_ca_file");
           valid = false;
         } else {
-          Error(entry.Mark(), key_path + ": expected NoClientCert, VerifyClientCertIfGiven or "
-                                         "RequireAndVerifyClientCert, got " + Quote(*text));
+          Error(entry.Mark(), key_path +
+                                  ": expected NoClientCert, VerifyClientCertIfGiven or "
+                                  "RequireAndVerifyClientCert, got " +
+                                  Quote(*text));
           valid = false;
         }
       } else if (name == "min_version" || name == "max_version") {
@@ -341,10 +296,11 @@ class WebConfigParser {
           valid = false;
         } else if (!version) {
           const bool old = *text == "TLS10" || *text == "TLS11";
-          Error(entry.Mark(), key_path + ": " +
-                                  (old ? Quote(*text) + " is not supported by pidfd_exporter: OpenSSL 3 on Debian "
-                                                        "refuses TLS below 1.2; use TLS12 or TLS13"
-                                       : "expected TLS12 or TLS13, got " + Quote(*text)));
+          Error(entry.Mark(),
+                key_path + ": " +
+                    (old ? Quote(*text) + " is not supported by pidfd_exporter: OpenSSL 3 on Debian "
+                                          "refuses TLS below 1.2; use TLS12 or TLS13"
+                         : "expected TLS12 or TLS13, got " + Quote(*text)));
           valid = false;
         } else if (name == "min_version") {
           tls.min_version = *version;
@@ -357,7 +313,8 @@ class WebConfigParser {
         // Go ignores it since 1.18 and so does this server: its cipher order always wins.
         if (!Bool(key, entry, key_path)) valid = false;
       } else if (name == "cipher_suites" || name == "curve_preferences") {
-        Unsupported(key, path, "OpenSSL's defaults apply (TLS 1.2 with forward-secret AEAD ciphers, and TLS 1.3)");
+        Unsupported(key, path,
+                    "OpenSSL's defaults apply (TLS 1.2 with forward-secret AEAD ciphers, and TLS 1.3)");
         valid = false;
       } else if (name == "client_allowed_sans") {
         Unsupported(key, path, "any client certificate issued by client_ca_file is accepted");
@@ -386,14 +343,16 @@ class WebConfigParser {
     }
     if (client_ca_key && !client_auth_key) {
       Error(client_ca_key->Mark(),
-            path + ".client_ca_file: set without a client_auth_type that verifies client certificates; add "
-                   "client_auth_type: RequireAndVerifyClientCert");
+            path +
+                ".client_ca_file: set without a client_auth_type that verifies client certificates; add "
+                "client_auth_type: RequireAndVerifyClientCert");
       valid = false;
     }
     if (client_auth_key && !client_ca_key) {
       // Go would verify against the system's roots, which is almost never what is meant.
-      Error(client_auth_key->Mark(), path + ".client_auth_type: needs client_ca_file, the CAs that issue "
-                                            "the client certificates");
+      Error(client_auth_key->Mark(), path +
+                                         ".client_auth_type: needs client_ca_file, the CAs that issue "
+                                         "the client certificates");
       valid = false;
     }
     if (tls.min_version == TlsVersion::kTls13 && tls.max_version == TlsVersion::kTls12) {
@@ -425,7 +384,8 @@ class WebConfigParser {
     });
   }
 
-  void ParseHeaders(const YAML::Node& key, const YAML::Node& value, const std::string& path, WebConfig& config) {
+  void ParseHeaders(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                    WebConfig& config) {
     if (RejectNull(key, value, path)) return;
     if (!SectionIsMapping(value, path)) return;
     ForEachEntry(value, path, [&](const YAML::Node& header, const YAML::Node& entry) {
@@ -434,8 +394,10 @@ class WebConfigParser {
       const auto allowed = ConfigurableHeaders().find(name);
       if (allowed == ConfigurableHeaders().end()) {
         std::string names;
-        for (const auto& [known, values] : ConfigurableHeaders()) names += (names.empty() ? "" : ", ") + known;
-        Error(header.Mark(), path + ": HTTP header " + Quote(name) + " can not be configured (allowed: " + names + ")");
+        for (const auto& [known, values] : ConfigurableHeaders())
+          names += (names.empty() ? "" : ", ") + known;
+        Error(header.Mark(),
+              path + ": HTTP header " + Quote(name) + " can not be configured (allowed: " + names + ")");
         return;
       }
       const std::optional<std::string> text = String(header, entry, header_path);
@@ -448,7 +410,8 @@ class WebConfigParser {
       const std::vector<std::string>& values = allowed->second;
       if (!values.empty() && std::find(values.begin(), values.end(), *text) == values.end()) {
         std::string expected;
-        for (const std::string& allowed_value : values) expected += (expected.empty() ? "" : " or ") + Quote(allowed_value);
+        for (const std::string& allowed_value : values)
+          expected += (expected.empty() ? "" : " or ") + Quote(allowed_value);
         Error(entry.Mark(), header_path + ": expected " + expected + ", got " + Quote(*text));
         return;
       }
@@ -474,9 +437,10 @@ class WebConfigParser {
       const std::optional<std::string> hash = String(key, entry, user_path);
       if (!hash) return;
       if (!IsBcryptHash(*hash)) {
-        Error(entry.Mark(), user_path +
-                                ": not a bcrypt hash (expected $2a$, $2b$ or $2y$, a cost from 04 to 31, \"$\" "
-                                "and 53 characters; make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')");
+        Error(entry.Mark(),
+              user_path +
+                  ": not a bcrypt hash (expected $2a$, $2b$ or $2y$, a cost from 04 to 31, \"$\" "
+                  "and 53 characters; make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')");
         return;
       }
       if (valid) config.basic_auth_users.emplace(user, *hash);
@@ -498,7 +462,8 @@ bool IsBcryptHash(std::string_view hash) {
   const int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
   if (cost < 4 || cost > 31) return false;
   for (const char c : hash.substr(7)) {
-    const bool base64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '/';
+    const bool base64 =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '/';
     if (!base64) return false;
   }
   return true;
@@ -532,7 +497,8 @@ WebConfigResult LoadWebConfig(const std::string& path) {
     if (count == 0) break;
     text.append(buffer, static_cast<size_t>(count));
     if (text.size() > kMaxWebConfigBytes) {
-      return failure("file is larger than " + std::to_string(kMaxWebConfigBytes) + " bytes; not a web config file");
+      return failure("file is larger than " + std::to_string(kMaxWebConfigBytes) +
+                     " bytes; not a web config file");
     }
   }
   return ParseWebConfig(text, path);

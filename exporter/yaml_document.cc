@@ -1,0 +1,69 @@
+#include "yaml_document.h"
+
+#include <yaml-cpp/eventhandler.h>
+
+#include <sstream>
+#include <vector>
+
+namespace pidfd_exporter {
+namespace {
+
+// Records where each YAML document starts; the events themselves are not needed.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
+  void OnMapEnd() override {}
+};
+
+}  // namespace
+
+bool LoadSingleYamlDocument(const std::string& text, YAML::Node* root, YamlLoadError* error) {
+  // Syntax errors and further documents first, through the event parser. Not
+  // YAML::LoadAll: yaml-cpp 0.7 loops forever, allocating, on a stray "," outside any
+  // collection (each call yields an empty document and consumes nothing), so one typo in a
+  // reloaded file could exhaust memory. Three documents tell a second one from that loop.
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts handler;
+  try {
+    for (int document = 0; document < 3 && parser.HandleNextDocument(handler); ++document) {
+    }
+  } catch (const YAML::Exception& exception) {
+    *error = {exception.mark, exception.msg};
+    return false;
+  }
+  const std::vector<YAML::Mark>& starts = handler.starts;
+  for (size_t index = 1; index < starts.size(); ++index) {
+    if (starts[index].pos == starts[index - 1].pos) {
+      const auto position = static_cast<size_t>(starts[index].pos);
+      std::string unexpected = "\"";
+      unexpected += position < text.size() ? text.substr(position, 1) : "end of file";
+      unexpected += '"';
+      *error = {starts[index], "unexpected " + unexpected + " outside of a list or mapping"};
+      return false;
+    }
+  }
+  if (starts.size() > 1) {
+    *error = {starts[1], "only one YAML document is allowed; remove the second \"---\""};
+    return false;
+  }
+  try {
+    *root = YAML::Load(text);  // the first and only document
+  } catch (const YAML::Exception& exception) {
+    *error = {exception.mark, exception.msg};
+    return false;
+  }
+  return true;
+}
+
+}  // namespace pidfd_exporter
