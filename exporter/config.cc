@@ -23,33 +23,6 @@ namespace {
 // device) from being slurped into memory.
 constexpr size_t kMaxConfigBytes = 16 * 1024 * 1024;
 
-std::string Quote(std::string_view text) {
-  // Built with reserve/append: GCC 12 at -O3 reports a false -Wrestrict on '"' + string.
-  std::string quoted;
-  quoted.reserve(text.size() + 2);
-  quoted.push_back('"');
-  quoted.append(text);
-  quoted.push_back('"');
-  return quoted;
-}
-
-// What a node is, in the words of an operator reading the error.
-std::string KindOf(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      return Quote(node.Scalar());
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "an undefined value";
-}
-
 enum class DurationStatus { kValid, kZero, kMalformed, kTooLong };
 
 // Prometheus' model.ParseDuration grammar: [Ny][Nw][Nd][Nh][Nm][Ns][Nms], each unit at most
@@ -104,9 +77,9 @@ DurationStatus ParseDurationStatus(std::string_view text, std::chrono::milliseco
 
 // Walks the YAML tree once, reporting every problem it can find rather than stopping at
 // the first, so that an operator fixes a file in one round.
-class ConfigParser {
+class ConfigParser : private YamlErrorCollector {
  public:
-  explicit ConfigParser(std::string file_name) : file_(std::move(file_name)) {}
+  explicit ConfigParser(std::string file_name) : YamlErrorCollector(std::move(file_name)) {}
 
   ConfigResult Parse(std::string_view text) {
     Config config;
@@ -134,48 +107,9 @@ class ConfigParser {
  private:
   ConfigResult Finish(Config config) {
     ConfigResult result;
-    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {
-      return std::pair(left.line, left.column) < std::pair(right.line, right.column);
-    });
-    if (errors_.empty()) {
-      result.config = std::move(config);
-    }
-    result.errors = std::move(errors_);
+    result.errors = TakeSortedErrors();
+    if (result.errors.empty()) result.config = std::move(config);
     return result;
-  }
-
-  void Error(const YAML::Mark& mark, std::string message) {
-    if (mark.is_null()) {
-      errors_.push_back({file_, 0, 0, std::move(message)});
-    } else {
-      errors_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
-    }
-  }
-
-  // Yields the (key, value) pairs of a mapping, reporting non-string and duplicate keys
-  // (yaml-cpp keeps both copies of a duplicate silently; the first would win unseen).
-  template <typename Handler>
-  void ForEachEntry(const YAML::Node& map, const std::string& path, Handler&& handler) {
-    std::map<std::string, int> first_lines;
-    for (const auto& entry : map) {
-      const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) {
-        Error(key.Mark(), path + ": a key must be a string, got " + KindOf(key));
-        continue;
-      }
-      const auto [seen, inserted] = first_lines.emplace(key.Scalar(), key.Mark().line + 1);
-      if (!inserted) {
-        Error(key.Mark(), path + ": duplicate key " + Quote(key.Scalar()) + " (first at line " +
-                              std::to_string(seen->second) + ")");
-        continue;
-      }
-      handler(key, entry.second);
-    }
-  }
-
-  void UnknownKey(const YAML::Node& key, const std::string& path, std::string_view allowed) {
-    Error(key.Mark(),
-          path + ": unknown key " + Quote(key.Scalar()) + " (allowed: " + std::string(allowed) + ")");
   }
 
   static std::string Join(const std::string& path, const std::string& key) {
@@ -517,9 +451,6 @@ class ConfigParser {
     }
     if (valid) result = std::move(buckets);
   }
-
-  std::string file_;
-  std::vector<ConfigError> errors_;
 };
 
 }  // namespace

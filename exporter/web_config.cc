@@ -38,26 +38,6 @@ const std::map<std::string, std::vector<std::string>>& ConfigurableHeaders() {
   return *headers;
 }
 
-std::string Quote(std::string_view text) {
-  return "\"" + std::string(text) + "\"";
-}
-
-std::string KindOf(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      return Quote(node.Scalar());
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "an undefined value";
-}
-
 std::optional<TlsVersion> ParseTlsVersion(const std::string& text) {
   if (text == "TLS12") return TlsVersion::kTls12;
   if (text == "TLS13") return TlsVersion::kTls13;
@@ -66,9 +46,9 @@ std::optional<TlsVersion> ParseTlsVersion(const std::string& text) {
 
 // Walks the YAML tree once and reports every problem it finds, so that an operator fixes a
 // file in one round (same approach and wording as config.cc).
-class WebConfigParser {
+class WebConfigParser : private YamlErrorCollector {
  public:
-  explicit WebConfigParser(std::string file_name) : file_(std::move(file_name)) {}
+  explicit WebConfigParser(std::string file_name) : YamlErrorCollector(std::move(file_name)) {}
 
   WebConfigResult Parse(std::string_view text) {
     WebConfig config;
@@ -94,51 +74,14 @@ class WebConfigParser {
 
  private:
   WebConfigResult Finish(WebConfig config) {
-    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {
-      return std::pair(left.line, left.column) < std::pair(right.line, right.column);
-    });
     WebConfigResult result;
-    if (errors_.empty()) result.config = std::move(config);
-    result.errors = std::move(errors_);
+    result.errors = TakeSortedErrors();
+    if (result.errors.empty()) result.config = std::move(config);
     return result;
-  }
-
-  void Error(const YAML::Mark& mark, std::string message) {
-    if (mark.is_null()) {
-      errors_.push_back({file_, 0, 0, std::move(message)});
-    } else {
-      errors_.push_back({file_, mark.line + 1, mark.column + 1, std::move(message)});
-    }
   }
 
   std::string Position(const YAML::Mark& mark) const {
     return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-  }
-
-  // Yields the (key, value) pairs of a mapping, reporting non-string and duplicate keys
-  // (yaml-cpp keeps both copies of a duplicate silently; the first would win unseen).
-  template <typename Handler>
-  void ForEachEntry(const YAML::Node& map, const std::string& path, Handler&& handler) {
-    std::map<std::string, int> first_lines;
-    for (const auto& entry : map) {
-      const YAML::Node& key = entry.first;
-      if (!key.IsScalar()) {
-        Error(key.Mark(), path + ": a key must be a string, got " + KindOf(key));
-        continue;
-      }
-      const auto [seen, inserted] = first_lines.emplace(key.Scalar(), key.Mark().line + 1);
-      if (!inserted) {
-        Error(key.Mark(), path + ": duplicate key " + Quote(key.Scalar()) + " (first at line " +
-                              std::to_string(seen->second) + ")");
-        continue;
-      }
-      handler(key, entry.second);
-    }
-  }
-
-  void UnknownKey(const YAML::Node& key, const std::string& path, std::string_view allowed) {
-    Error(key.Mark(),
-          path + ": unknown key " + Quote(key.Scalar()) + " (allowed: " + std::string(allowed) + ")");
   }
 
   // A known exporter-toolkit setting this exporter cannot honour: an error, because
@@ -446,9 +389,6 @@ class WebConfigParser {
       if (valid) config.basic_auth_users.emplace(user, *hash);
     });
   }
-
-  std::string file_;
-  std::vector<ConfigError> errors_;
 };
 
 }  // namespace

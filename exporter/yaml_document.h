@@ -1,12 +1,18 @@
-// YamlDocument: reads exactly one YAML document with yaml-cpp 0.7 safely, for the config
-// and the web-config loaders. It owns the structure check that keeps yaml-cpp's endless
-// allocation loop (a stray ',' outside any collection) from ever running, and turns every
-// parser failure into a position and a message. Pure; any thread may call it; never throws.
+// YamlDocument: what the config and the web-config loaders share. It reads exactly one YAML
+// document with yaml-cpp 0.7 safely (a structure check keeps yaml-cpp's endless allocation
+// loop on a stray ',' from ever running), and YamlErrorCollector is the vocabulary of their
+// errors: file:line:col, non-string and duplicate keys, unknown keys, errors sorted by
+// position. Pure; any thread may call it; never throws.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
+#include <map>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "config.h"
 
 namespace pidfd_exporter {
 
@@ -18,5 +24,47 @@ struct YamlLoadError {
 // Parses `text` as a single YAML document. False with *error on a syntax error, a second
 // document, or the stray-',' case; *root is the document (IsNull() for an empty file).
 bool LoadSingleYamlDocument(const std::string& text, YAML::Node* root, YamlLoadError* error);
+
+// "text" in double quotes, for messages.
+std::string Quote(std::string_view text);
+// What a node is, in the words of an operator reading the error: "a list", "\"10x\"", ...
+std::string KindOf(const YAML::Node& node);
+
+// Collects the errors of one file while a loader walks its document, so that an operator
+// fixes the file in one round. Loaders derive from it.
+class YamlErrorCollector {
+ protected:
+  explicit YamlErrorCollector(std::string file_name) : file_(std::move(file_name)) {}
+
+  // One error at `mark` (1-based in the message; no position when the mark is null).
+  void Error(const YAML::Mark& mark, std::string message);
+  void UnknownKey(const YAML::Node& key, const std::string& path, std::string_view allowed);
+  // The errors, sorted by position (stable for one position).
+  std::vector<ConfigError> TakeSortedErrors();
+
+  // Yields the (key, value) pairs of a mapping, reporting non-string and duplicate keys
+  // (yaml-cpp keeps both copies of a duplicate silently; the first would win unseen).
+  template <typename Handler>
+  void ForEachEntry(const YAML::Node& map, const std::string& path, Handler&& handler) {
+    std::map<std::string, int> first_lines;
+    for (const auto& entry : map) {
+      const YAML::Node& key = entry.first;
+      if (!key.IsScalar()) {
+        Error(key.Mark(), path + ": a key must be a string, got " + KindOf(key));
+        continue;
+      }
+      const auto [seen, inserted] = first_lines.emplace(key.Scalar(), key.Mark().line + 1);
+      if (!inserted) {
+        Error(key.Mark(), path + ": duplicate key " + Quote(key.Scalar()) + " (first at line " +
+                              std::to_string(seen->second) + ")");
+        continue;
+      }
+      handler(key, entry.second);
+    }
+  }
+
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
 
 }  // namespace pidfd_exporter
