@@ -67,30 +67,6 @@ Labels Exit(const std::string& set, const std::string& reason, const std::string
   return {{"set", set}, {"reason", reason}, {"code", code}};
 }
 
-struct Pipe {
-  Pipe() {
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      std::perror("pipe2");
-      std::abort();
-    }
-  }
-  ~Pipe() {
-    CloseRead();
-    CloseWrite();
-  }
-  void CloseRead() {
-    if (fds[0] >= 0) close(fds[0]);
-    fds[0] = -1;
-  }
-  void CloseWrite() {
-    if (fds[1] >= 0) close(fds[1]);
-    fds[1] = -1;
-  }
-  int read_end() const { return fds[0]; }
-  int write_end() const { return fds[1]; }
-  int fds[2];
-};
-
 // Reads one byte (a command) in a forked child; a closed pipe (the test gave up) ends it.
 char ReadCommandByte(int fd) {
   char byte = 0;
@@ -109,45 +85,6 @@ void SendByte(int fd, char byte) {
   } while (n < 0 && errno == EINTR);
   ASSERT_EQ(n, 1) << strerror(errno);
 }
-
-// Reads exactly `size` bytes within `timeout`; false on EOF, error or timeout.
-bool ReadFully(int fd, void* data, size_t size, milliseconds timeout = std::chrono::seconds(20)) {
-  auto deadline = Clock::now() + timeout;
-  auto* bytes = static_cast<char*>(data);
-  size_t done = 0;
-  while (done < size) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    pollfd entry{fd, POLLIN, 0};
-    if (left <= 0 || poll(&entry, 1, static_cast<int>(left)) == 0) return false;
-    ssize_t n = read(fd, bytes + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Kills and reaps, at scope exit, a process the test forked by hand.
-class ProcessGuard {
- public:
-  explicit ProcessGuard(pid_t pid) : pid_(pid) {}
-  ~ProcessGuard() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    WaitPid(pid_);
-  }
-  ProcessGuard(const ProcessGuard&) = delete;
-  ProcessGuard& operator=(const ProcessGuard&) = delete;
-  int Reap() {
-    int status = WaitPid(pid_);
-    pid_ = -1;
-    return status;
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_;
-};
 
 // Forks a child that runs `body` (async-signal-safe; must not return) with a parent-death
 // signal, so a failing test leaves nothing behind.
@@ -193,7 +130,8 @@ void WaitForComm(pid_t pid, const char* comm) {
   char path[32] = "/proc/";
   char digits[12];
   int length = 0;
-  for (unsigned value = static_cast<unsigned>(pid); value > 0 || length == 0; value /= 10) digits[length++] = static_cast<char>('0' + value % 10);
+  for (unsigned value = static_cast<unsigned>(pid); value > 0 || length == 0; value /= 10)
+    digits[length++] = static_cast<char>('0' + value % 10);
   size_t at = 6;
   while (length > 0) path[at++] = digits[--length];
   std::memcpy(path + at, "/comm", 6);
@@ -249,7 +187,8 @@ class ConnectorTest : public testing::Test {
     const double scans = now.ValueOrZero(kScanCount);
     Metrics after;
     EXPECT_TRUE(exporter_.WaitFor(
-        "two more /proc scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &after));
+        "two more /proc scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; },
+        &after));
     return after;
   }
 
@@ -291,7 +230,9 @@ TEST_F(ConnectorTest, BurstOfZeroLifetimeChildrenIsCountedExactlyOnce) {
 
   EXPECT_TRUE(exporter_.WaitFor(
       "2000 exits counted and no process of the set left",
-      [&](const Metrics& m) { return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0; },
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0;
+      },
       nullptr, std::chrono::seconds(60)));
   Metrics metrics = Settled();
   EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "3")), kChildren);
@@ -306,7 +247,8 @@ TEST_F(ConnectorTest, BurstOfZeroLifetimeChildrenIsCountedExactlyOnce) {
   Report("burst_share_with_latency", with_latency / kChildren);
   Report("burst_missed_exits", missed);
   Report("burst_unattributed_since_start", UnattributedSinceStart(metrics));
-  Report("burst_connector_overflows", metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "connector_overflow"}}));
+  Report("burst_connector_overflows",
+         metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "connector_overflow"}}));
 }
 
 // Each of 300 zero-lifetime children stays a zombie for ~3 ms before its parent (the test)
@@ -337,7 +279,9 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
 
   EXPECT_TRUE(exporter_.WaitFor(
       "300 exits counted",
-      [&](const Metrics& m) { return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0; },
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0;
+      },
       nullptr, std::chrono::seconds(30)));
   Metrics metrics = Settled();
   EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "0")), kChildren);
@@ -351,7 +295,8 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
   // its reap time the moment it handled the reap (after the test started it): at most a few ms
   // below the parent's sum in total, and on average at most 1 ms per child above it.
   const double difference = exporter_sum - parent_sum;
-  EXPECT_GE(difference, -0.005) << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s";
+  EXPECT_GE(difference, -0.005) << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum
+                                << " s";
   EXPECT_LE(difference, kChildren * 0.001 + 0.005)
       << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s (reap calls took Σ "
       << parent_upper_sum - parent_sum << " s)" << LoadNote();
@@ -409,7 +354,8 @@ TEST_F(ConnectorTest, ShortLivedExecdProgramsAreAttributed) {
   EXPECT_TRUE(exporter_.WaitFor(
       "every exit counted in the set, in the parent's set or as unattributed",
       [&](const Metrics& m) {
-        return m.Sum(kExits, Set(set)) + m.Sum(kExits, Set(parent_set)) + UnattributedSinceStart(m) >= kExecs &&
+        return m.Sum(kExits, Set(set)) + m.Sum(kExits, Set(parent_set)) + UnattributedSinceStart(m) >=
+                   kExecs &&
                m.Value(kProcesses, Set(set)) == 0;
       },
       nullptr, std::chrono::seconds(30)));
@@ -460,9 +406,8 @@ void PidReuseScenario(ExporterProcess& exporter, bool a_watched_first, double un
         });
         go.CloseRead();
         ProcessGuard guard(a);
-        ASSERT_TRUE(exporter.WaitFor("A watched", [&](const Metrics& m) {
-          return m.Value(kProcesses, Set(set_a)) == 1;
-        }));
+        ASSERT_TRUE(exporter.WaitFor("A watched",
+                                     [&](const Metrics& m) { return m.Value(kProcesses, Set(set_a)) == 1; }));
         ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
         ASSERT_EQ(DescribeWaitStatus(guard.Reap()), "exit 11");
       } else {
@@ -507,22 +452,25 @@ void PidReuseScenario(ExporterProcess& exporter, bool a_watched_first, double un
   EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
   EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
   std::cout << "[ report   ] A: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_a)) << " with latency, "
-            << metrics.ValueOrZero(kMissed, Set(set_a)) << " missed; B: "
-            << metrics.ValueOrZero(kReapLatencyCount, Set(set_b)) << " with latency, "
+            << metrics.ValueOrZero(kMissed, Set(set_a))
+            << " missed; B: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_b)) << " with latency, "
             << metrics.ValueOrZero(kMissed, Set(set_b)) << " missed; unattributed since start "
             << unattributed(metrics) << "\n";
 }
 
 TEST_F(ConnectorTest, PidReuseAcrossSetsNeverMisattributes) {
-  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet("cn_reuse_a", "cn_reuse_a") + CommSet("cn_reuse_b", "cn_reuse_b")));
+  ASSERT_NO_FATAL_FAILURE(
+      StartWithConnector(CommSet("cn_reuse_a", "cn_reuse_a") + CommSet("cn_reuse_b", "cn_reuse_b")));
   if (IsSkipped()) return;
   PidReuseScenario(exporter_, /*a_watched_first=*/true, unattributed_at_start_, "cn_reuse_a", "cn_reuse_b");
 }
 
 TEST_F(ConnectorTest, PidReuseBetweenZeroLifetimeSiblingsNeverMisattributes) {
-  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet("cn_reuse_za", "cn_reuse_za") + CommSet("cn_reuse_zb", "cn_reuse_zb")));
+  ASSERT_NO_FATAL_FAILURE(
+      StartWithConnector(CommSet("cn_reuse_za", "cn_reuse_za") + CommSet("cn_reuse_zb", "cn_reuse_zb")));
   if (IsSkipped()) return;
-  PidReuseScenario(exporter_, /*a_watched_first=*/false, unattributed_at_start_, "cn_reuse_za", "cn_reuse_zb");
+  PidReuseScenario(exporter_, /*a_watched_first=*/false, unattributed_at_start_, "cn_reuse_za",
+                   "cn_reuse_zb");
 }
 
 // children: true. A parent that starts under another name forks two long-lived children, one
@@ -532,7 +480,8 @@ TEST_F(ConnectorTest, PidReuseBetweenZeroLifetimeSiblingsNeverMisattributes) {
 // exits count in the parent's set.
 TEST_F(ConnectorTest, ChildrenTrueIncludesGrandchildren) {
   const std::string set = "cn_parent_x";
-  ASSERT_NO_FATAL_FAILURE(StartWithConnector("  - name: cn_parent_x\n    comm: [cn_parent_x]\n    children: true\n"));
+  ASSERT_NO_FATAL_FAILURE(
+      StartWithConnector("  - name: cn_parent_x\n    comm: [cn_parent_x]\n    children: true\n"));
   if (IsSkipped()) return;
 
   // test → parent: 'e' fork the second early child, 'r' rename, 'l' long-lived child and
@@ -604,12 +553,12 @@ TEST_F(ConnectorTest, ChildrenTrueIncludesGrandchildren) {
   Metrics metrics;
   ASSERT_TRUE(exporter_.Scrape(&metrics));
   const double scans = metrics.ValueOrZero(kScanCount);
-  ASSERT_TRUE(exporter_.WaitFor("four more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 4; }));
+  ASSERT_TRUE(exporter_.WaitFor("four more scans",
+                                [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 4; }));
   ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'e'));
   ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'r'));
-  EXPECT_TRUE(exporter_.WaitFor("the renamed parent and both earlier children in the set", [&](const Metrics& m) {
-    return m.Value(kProcesses, Set(set)) == 3;
-  }));
+  EXPECT_TRUE(exporter_.WaitFor("the renamed parent and both earlier children in the set",
+                                [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 3; }));
 
   ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'l'));
   EXPECT_TRUE(exporter_.WaitFor("child and grandchild in the set", [&](const Metrics& m) {
@@ -617,12 +566,14 @@ TEST_F(ConnectorTest, ChildrenTrueIncludesGrandchildren) {
   }));
   SendWorkerCommand(grand_command.write_end(), {WorkerCommand::kExit, 7});  // then the child exits 6
   EXPECT_TRUE(exporter_.WaitFor("the grandchild's and child's exits", [&](const Metrics& m) {
-    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 1 && m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 1;
+    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 1 &&
+           m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 1;
   }));
 
   ASSERT_NO_FATAL_FAILURE(SendByte(commands.write_end(), 'z'));
   EXPECT_TRUE(exporter_.WaitFor("the zero-lifetime child's and grandchild's exits", [&](const Metrics& m) {
-    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 2 && m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 2;
+    return m.ValueOrZero(kExits, Exit(set, "exited", "7")) >= 2 &&
+           m.ValueOrZero(kExits, Exit(set, "exited", "6")) >= 2;
   }));
 
   SendWorkerCommand(early_command.write_end(), {WorkerCommand::kExit, 8});
@@ -666,7 +617,9 @@ TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
     ReadCommandByte(go.read_end());
     for (int i = 0; i < 20; ++i) {
       pthread_t thread;
-      if (pthread_create(&thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr) != 0) _exit(90);
+      if (pthread_create(
+              &thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr) != 0)
+        _exit(90);
       pthread_join(thread, nullptr);
     }
     pthread_t last;
@@ -686,9 +639,8 @@ TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
   go.CloseRead();
   int pidfd = PidfdOpen(pid);
   ASSERT_GE(pidfd, 0) << strerror(errno);
-  ASSERT_TRUE(exporter_.WaitFor("the threaded process watched", [&](const Metrics& m) {
-    return m.Value(kProcesses, Set(set)) == 1;
-  }));
+  ASSERT_TRUE(exporter_.WaitFor("the threaded process watched",
+                                [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 1; }));
   ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
   auto deadline = Clock::now() + std::chrono::seconds(5);
   while (ProcState(pid) != 'Z' && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(1));
@@ -701,10 +653,12 @@ TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
     ASSERT_TRUE(exporter_.Scrape(&m));
     if (PollExit(pidfd, milliseconds(0))) break;  // the sample may postdate the real exit
     ++samples;
-    if (m.Value(kZombies, Set(set)) != 0 || m.Sum(kExits, Set(set)) != 0 || m.Value(kProcesses, Set(set)) != 1) {
+    if (m.Value(kZombies, Set(set)) != 0 || m.Sum(kExits, Set(set)) != 0 ||
+        m.Value(kProcesses, Set(set)) != 1) {
       ++bad_samples;
       bad = "zombies " + std::to_string(m.ValueOrZero(kZombies, Set(set))) + ", exits " +
-            std::to_string(m.Sum(kExits, Set(set))) + ", processes " + std::to_string(m.ValueOrZero(kProcesses, Set(set)));
+            std::to_string(m.Sum(kExits, Set(set))) + ", processes " +
+            std::to_string(m.ValueOrZero(kProcesses, Set(set)));
     }
   }
   EXPECT_GE(samples, 3) << "too few samples while the last thread ran";
@@ -746,9 +700,8 @@ TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
   exec_go.CloseRead();
   int exec_pidfd = PidfdOpen(exec_pid);
   ASSERT_GE(exec_pidfd, 0);
-  ASSERT_TRUE(exporter_.WaitFor("the exec'ing process watched", [&](const Metrics& m) {
-    return m.Value(kProcesses, Set(exec_set)) == 1;
-  }));
+  ASSERT_TRUE(exporter_.WaitFor("the exec'ing process watched",
+                                [&](const Metrics& m) { return m.Value(kProcesses, Set(exec_set)) == 1; }));
   ASSERT_NO_FATAL_FAILURE(SendByte(exec_go.write_end(), 'x'));
   ASSERT_TRUE(PollExit(exec_pidfd, std::chrono::seconds(5)));
   ASSERT_TRUE(WaitExitedNoReap(exec_pid));
@@ -797,22 +750,25 @@ TEST(ConnectorFallbackTest, ConnectorUnavailableFallsBackToScanning) {
   EXPECT_NE(log.find("Proc connector unavailable"), std::string::npos) << log;
 
   auto child = ChildProcess::Spawn({set, ""});
-  ASSERT_TRUE(exporter.WaitFor("the worker watched by the scan", [&](const Metrics& m) {
-    return m.Value(kProcesses, Set(set)) == 1;
-  }));
+  ASSERT_TRUE(exporter.WaitFor("the worker watched by the scan",
+                               [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 1; }));
   std::this_thread::sleep_for(3 * kScanInterval);  // it outlives the scan interval by far
   child->Exit(13);
   ASSERT_TRUE(child->WaitUntilZombie());
   EXPECT_EQ(DescribeWaitStatus(child->Reap()), "exit 13");
-  ASSERT_TRUE(exporter.WaitFor("its exit counted", [&](const Metrics& m) {
-    return m.ValueOrZero(kExits, Exit(set, "exited", "13")) == 1 && m.Value(kProcesses, Set(set)) == 0;
-  }, &metrics));
+  ASSERT_TRUE(exporter.WaitFor(
+      "its exit counted",
+      [&](const Metrics& m) {
+        return m.ValueOrZero(kExits, Exit(set, "exited", "13")) == 1 && m.Value(kProcesses, Set(set)) == 0;
+      },
+      &metrics));
   EXPECT_EQ(metrics.Sum(kExits, Set(set)), 1);
   EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), 1);
 
   NetnsExporter strict;
   auto status = strict.RunUntilExit(MakeConfig(CommSet(set, set), "on"), std::chrono::seconds(10));
-  ASSERT_TRUE(status.has_value()) << "proc_connector: on without a connector must exit, not serve\n" << strict.Log();
+  ASSERT_TRUE(status.has_value()) << "proc_connector: on without a connector must exit, not serve\n"
+                                  << strict.Log();
   EXPECT_EQ(DescribeWaitStatus(*status), "exit 1") << strict.Log();
   EXPECT_NE(strict.Log().find("proc connector is unavailable"), std::string::npos) << strict.Log();
 }

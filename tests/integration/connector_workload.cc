@@ -159,7 +159,8 @@ testing::AssertionResult NetnsExporter::Spawn(const std::string& config_yaml) {
     struct sigaction default_action {};
     default_action.sa_handler = SIG_DFL;
     for (int signal_number = 1; signal_number < NSIG; ++signal_number) {
-      if (signal_number != SIGKILL && signal_number != SIGSTOP) sigaction(signal_number, &default_action, nullptr);
+      if (signal_number != SIGKILL && signal_number != SIGSTOP)
+        sigaction(signal_number, &default_action, nullptr);
     }
     sigset_t none;
     sigemptyset(&none);
@@ -181,7 +182,8 @@ testing::AssertionResult NetnsExporter::Start(const std::string& config_yaml) {
     return port_ > 0 || output_closed_;
   });
   if (port_ <= 0) {
-    return testing::AssertionFailure() << "the exporter in a new network namespace did not listen:\n" << output_;
+    return testing::AssertionFailure() << "the exporter in a new network namespace did not listen:\n"
+                                       << output_;
   }
   lock.unlock();
   // It listens, so it unshared long ago: its namespace is the one to join for HTTP.
@@ -270,8 +272,10 @@ testing::AssertionResult NetnsExporter::WaitFor(std::string_view description,
     if (Clock::now() >= deadline) break;
     std::this_thread::sleep_for(milliseconds(20));  // the scrape period
   }
-  return testing::AssertionFailure() << "timed out after " << timeout.count() << " ms waiting for: " << description
-                                     << (error.empty() ? "" : "\nlast scrape error: " + error) << "\nexporter log:\n"
+  return testing::AssertionFailure() << "timed out after " << timeout.count()
+                                     << " ms waiting for: " << description
+                                     << (error.empty() ? "" : "\nlast scrape error: " + error)
+                                     << "\nexporter log:\n"
                                      << Log();
 }
 

@@ -181,4 +181,57 @@ double UnixSeconds(WallTime time) {
   return std::chrono::duration<double>(time.time_since_epoch()).count();
 }
 
+Pipe::Pipe() {
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    std::perror("pipe2");
+    std::abort();
+  }
+}
+Pipe::~Pipe() {
+  CloseRead();
+  CloseWrite();
+}
+void Pipe::CloseRead() {
+  if (fds[0] >= 0) close(fds[0]);
+  fds[0] = -1;
+}
+void Pipe::CloseWrite() {
+  if (fds[1] >= 0) close(fds[1]);
+  fds[1] = -1;
+}
+
+bool ReadFully(int fd, void* data, size_t size, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto* bytes = static_cast<char*>(data);
+  size_t done = 0;
+  while (done < size) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
+    pollfd entry{fd, POLLIN, 0};
+    if (left <= 0 || poll(&entry, 1, static_cast<int>(left)) == 0) return false;
+    const ssize_t n = read(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+ProcessGuard::~ProcessGuard() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+int ProcessGuard::Reap() {
+  int status = -1;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  return status;
+}
+
 }  // namespace integration

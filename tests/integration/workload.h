@@ -105,4 +105,36 @@ std::string ExpectedExitCode(int status);
 double Seconds(std::chrono::nanoseconds duration);
 double UnixSeconds(WallTime time);
 
+// A pipe whose ends close with the scope (both O_CLOEXEC, so the exporter never holds one).
+struct Pipe {
+  Pipe();
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  void CloseRead();
+  void CloseWrite();
+  int read_end() const { return fds[0]; }
+  int write_end() const { return fds[1]; }
+  int fds[2];
+};
+
+// Reads exactly `size` bytes within `timeout`; false on EOF, error or timeout.
+bool ReadFully(int fd, void* data, size_t size, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// Kills and reaps, at scope exit, a process the test forked by hand (tests that build their
+// own process trees), so a failing assertion leaves nothing behind.
+class ProcessGuard {
+ public:
+  explicit ProcessGuard(pid_t pid) : pid_(pid) {}
+  ~ProcessGuard();
+  ProcessGuard(const ProcessGuard&) = delete;
+  ProcessGuard& operator=(const ProcessGuard&) = delete;
+  // Reaps the (exited) process and returns its wait status; the guard then does nothing.
+  int Reap();
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
 }  // namespace integration
