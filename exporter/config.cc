@@ -363,20 +363,21 @@ class ConfigParser : private YamlErrorCollector {
                       " (expected a number and a unit among ms, s, m, h, d, w, y, as in 5s or 1m30s)");
             break;
         }
-      } else if (key.Scalar() == "proc_connector") {
+      } else if (key.Scalar() == "proc_connector" || key.Scalar() == "taskstats") {
         auto text = String(key, entry, path);
         if (!text) return;
+        DiscoveryMode& mode = key.Scalar() == "taskstats" ? config.taskstats : config.proc_connector;
         if (*text == "auto") {
-          config.proc_connector = ProcConnectorMode::kAuto;
+          mode = DiscoveryMode::kAuto;
         } else if (*text == "on") {
-          config.proc_connector = ProcConnectorMode::kOn;
+          mode = DiscoveryMode::kOn;
         } else if (*text == "off") {
-          config.proc_connector = ProcConnectorMode::kOff;
+          mode = DiscoveryMode::kOff;
         } else {
           Error(entry.Mark(), path + ": expected auto, on or off, got " + Quote(*text));
         }
       } else {
-        UnknownKey(key, "discovery", "scan_interval, proc_connector");
+        UnknownKey(key, "discovery", "scan_interval, proc_connector, taskstats");
       }
     });
   }

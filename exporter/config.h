@@ -32,31 +32,35 @@ struct ProcessSetConfig {
   // Set name; may be a template ({{.Comm}} {{.ExeBase}} {{.ExeFull}} {{.Username}}
   // {{.PID}} {{.StartTime}} {{.Matches.NAME}}). Default: "{{.ExeBase}}" as in process-exporter.
   std::string name = "{{.ExeBase}}";
-  bool name_is_template = true;           // the name contains "{{"
-  std::vector<std::string> comm;          // any of, exact
-  std::vector<std::string> exe;           // any of; bare name = basename of argv[0]/exe, with '/' = full path
-  std::vector<std::string> cmdline;       // all of, RE2 on argv joined by spaces, named captures
-  std::vector<std::string> user;          // any of, user name or numeric uid
-  std::vector<std::string> cgroup;        // any of, prefix of the cgroup v2 path
-  std::string pidfile;                    // the process whose PID this file names ("" = unused)
-  bool children = false;                  // descendants of matched processes join this set
-  SourcePosition position;                // of the list entry, for messages
+  bool name_is_template = true;      // the name contains "{{"
+  std::vector<std::string> comm;     // any of, exact
+  std::vector<std::string> exe;      // any of; bare name = basename of argv[0]/exe, with '/' = full path
+  std::vector<std::string> cmdline;  // all of, RE2 on argv joined by spaces, named captures
+  std::vector<std::string> user;     // any of, user name or numeric uid
+  std::vector<std::string> cgroup;   // any of, prefix of the cgroup v2 path
+  std::string pidfile;               // the process whose PID this file names ("" = unused)
+  bool children = false;             // descendants of matched processes join this set
+  SourcePosition position;           // of the list entry, for messages
 };
 
-enum class ProcConnectorMode { kAuto, kOn, kOff };
+// A kernel event source: auto (used where available, else a log line and a 0 gauge), on (start-up
+// fails without it), off.
+enum class DiscoveryMode { kAuto, kOn, kOff };
 
 struct Config {
-  std::string source;                     // the file name, or "<built-in>"
+  std::string source;  // the file name, or "<built-in>"
   std::vector<ProcessSetConfig> process_sets;
   std::chrono::milliseconds scan_interval{5000};
-  ProcConnectorMode proc_connector = ProcConnectorMode::kAuto;
+  DiscoveryMode proc_connector = DiscoveryMode::kAuto;
+  // Exit records that name a process at its end (needs the connector and CAP_NET_ADMIN).
+  DiscoveryMode taskstats = DiscoveryMode::kAuto;
   size_t max_sets = 256;
   std::vector<double> reap_latency_buckets{0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600};
   std::vector<double> lifetime_buckets{0.01, 0.1, 1, 10, 60, 600, 3600, 86400};
 };
 
 struct ConfigResult {
-  std::optional<Config> config;           // set exactly when errors is empty
+  std::optional<Config> config;  // set exactly when errors is empty
   std::vector<ConfigError> errors;
 };
 

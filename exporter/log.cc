@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 namespace pidfd_exporter {
@@ -163,6 +164,10 @@ void Log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
     data += written;
     remaining -= static_cast<size_t>(written);
   }
+}
+
+std::string ErrnoText(std::string_view operation, int error_number) {
+  return std::string(operation) + ": " + std::strerror(error_number);
 }
 
 }  // namespace pidfd_exporter

@@ -23,6 +23,9 @@ using LogField = std::pair<std::string_view, std::string>;
 // One line: ts=... level=... msg="..." key=value ... (values quoted and escaped as needed).
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
 
+// "operation: strerror(error_number)", for error sentences about a failed system call.
+std::string ErrnoText(std::string_view operation, int error_number);
+
 inline void LogDebug(std::string_view message, std::initializer_list<LogField> fields = {}) {
   if (LogEnabled(LogLevel::kDebug)) Log(LogLevel::kDebug, message, fields);
 }

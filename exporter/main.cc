@@ -29,6 +29,7 @@
 #include "pidfd.h"
 #include "proc_connector.h"
 #include "status_page.h"
+#include "taskstats.h"
 #include "tracker.h"
 #include "unique_fd.h"
 #include "web_config.h"
@@ -247,7 +248,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  if (config.proc_connector != ProcConnectorMode::kOff) {
+  if (config.proc_connector != DiscoveryMode::kOff) {
     std::string connector_error;
     auto connector = ProcConnector::Open(ProcConnector::kDefaultReceiveBufferBytes, &connector_error);
     if (connector) {
@@ -255,7 +256,7 @@ int Run(int argc, char** argv) {
       LogInfo("Proc connector subscribed: forks, execs, renames and exits are seen as they happen",
               {{"receive_buffer_bytes", std::to_string(connector->receive_buffer_bytes())}});
       tracker->AttachConnector(std::move(connector));
-    } else if (config.proc_connector == ProcConnectorMode::kOn) {
+    } else if (config.proc_connector == DiscoveryMode::kOn) {
       LogError("proc_connector: on, but the proc connector is unavailable", {{"err", connector_error}});
       return 1;
     } else {
@@ -265,9 +266,32 @@ int Run(int argc, char** argv) {
           {{"err", connector_error}});
     }
   }
+  if (config.taskstats != DiscoveryMode::kOff) {
+    // Exit records are read next to the connector's exit events: useless without them.
+    std::string taskstats_error = "needs the proc connector, which is not in use";
+    std::unique_ptr<TaskstatsListener> listener;
+    if (features.proc_connector) {
+      listener = TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &taskstats_error);
+    }
+    if (listener) {
+      features.taskstats = true;
+      LogInfo("Taskstats exit records registered: programs that exec and vanish at once keep their names",
+              {{"receive_buffer_bytes", std::to_string(listener->receive_buffer_bytes())}});
+      tracker->AttachTaskstats(std::move(listener));
+    } else if (config.taskstats == DiscoveryMode::kOn) {
+      LogError("taskstats: on, but taskstats exit records are unavailable", {{"err", taskstats_error}});
+      return 1;
+    } else {
+      LogWarn(
+          "Taskstats exit records unavailable; a program that execs and is reaped before its new name can be "
+          "read counts as unattributed",
+          {{"err", taskstats_error}});
+    }
+  }
   metrics.SetKernelFeatures(features);
 
-  const ProcConnectorMode running_connector_mode = config.proc_connector;
+  const DiscoveryMode running_connector_mode = config.proc_connector;
+  const DiscoveryMode running_taskstats_mode = config.taskstats;
   const std::pair<std::vector<double>, std::vector<double>> running_buckets{config.reap_latency_buckets,
                                                                             config.lifetime_buckets};
   int scan_timer_id = -1;
@@ -284,9 +308,12 @@ int Run(int argc, char** argv) {
       return errors;
     }
     if (next.config->proc_connector != running_connector_mode ||
+        next.config->taskstats != running_taskstats_mode ||
         next.config->reap_latency_buckets != running_buckets.first ||
         next.config->lifetime_buckets != running_buckets.second) {
-      LogWarn("discovery.proc_connector and histogram buckets take effect at the next restart");
+      LogWarn(
+          "discovery.proc_connector, discovery.taskstats and histogram buckets take effect at the next "
+          "restart");
     }
     tracker->ApplyConfig(*next.config);
     loop->RescheduleTimer(scan_timer_id, next.config->scan_interval);
@@ -315,6 +342,7 @@ int Run(int argc, char** argv) {
     snapshot.kernel_features = {{"reap_events", features.reap_events},
                                 {"exit_status", features.exit_status},
                                 {"proc_connector", features.proc_connector},
+                                {"taskstats", features.taskstats},
                                 {"pidfs_identity", features.pidfs_identity}};
     snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
     snapshot.zombies = tracker->Zombies();

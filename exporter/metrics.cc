@@ -202,8 +202,9 @@ Metrics::Metrics(const Config& config)
   RefreshOpenFds();
   build_info_family_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
   // The common error kinds exist from start-up at 0, so rate() works from the first error on.
-  for (const char* operation : {"pidfd_open", "emfile", "proc_read", "epoll_ctl", "epoll_limit",
-                                "connector_overflow", "connector_receive"}) {
+  for (const char* operation :
+       {"pidfd_open", "emfile", "proc_read", "epoll_ctl", "epoll_limit", "connector_overflow",
+        "connector_receive", "taskstats_overflow", "taskstats_receive"}) {
     errors_.emplace(operation, &errors_family_.Add({{"op", operation}}));
   }
 }
@@ -402,6 +403,7 @@ void Metrics::SetKernelFeatures(const KernelFeatures& features) {
   const std::pair<const char*, bool> values[] = {{"reap_events", features.reap_events},
                                                  {"exit_status", features.exit_status},
                                                  {"proc_connector", features.proc_connector},
+                                                 {"taskstats", features.taskstats},
                                                  {"pidfs_identity", features.pidfs_identity}};
   for (const auto& [name, present] : values)
     kernel_feature_family_.Add({{"feature", name}}).Set(present ? 1 : 0);

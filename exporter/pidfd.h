@@ -36,6 +36,7 @@ struct KernelFeatures {
   bool exit_status = false;     // 6.15+: PIDFD_INFO_EXIT after the reap, for non-children
   bool pidfs_identity = false;  // 6.9+: fstat(pidfd).st_ino is unique per process and boot
   bool proc_connector = false;  // set by main once the connector opened
+  bool taskstats = false;       // set by main once the taskstats listener registered
 };
 
 class Pidfd {

@@ -10,6 +10,8 @@
 #include <iterator>
 #include <utility>
 
+#include "log.h"
+
 namespace pidfd_exporter {
 namespace {
 
@@ -165,10 +167,6 @@ bool ParseConnectorMessage(std::span<const uint8_t> payload, ConnectorSequenceTr
   const size_t length = ReadU16(payload, 16);
   if (length > payload.size() - kConnectorHeaderSize) return false;
   return ParseProcEvent(payload.subspan(kConnectorHeaderSize, length), sequence, acknowledge, tracker, out);
-}
-
-std::string ErrnoText(const char* operation, int error_number) {
-  return std::string(operation) + ": " + std::strerror(error_number);
 }
 
 int64_t MonotonicNowMs() {

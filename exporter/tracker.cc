@@ -32,6 +32,10 @@ double ClockSeconds(clockid_t clock) {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
+// Exit records waiting for their exit event. Each is handed out within a connector batch or two;
+// only records whose events were lost (connector overflow) stay, so this bounds their memory.
+constexpr size_t kMaxExitRecords = 16384;
+
 bool IsGoneError(int error) {
   return error == ESRCH || error == ENOENT || error == EINVAL;
 }
@@ -629,6 +633,10 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
 }
 
 bool Tracker::ResolveProvisionalExit(WatchedProcess& process) {
+  // The pidfd woke before the exit event was handled: the exit record is queued already.
+  if (process.identity_lost && taskstats_) {
+    if (const TaskExitRecord* record = PeekExitRecord(process)) RecoverIdentity(process, *record);
+  }
   if (process.identity_lost) {
     // It exec'd and was gone before its new name could be read: never guess a set.
     metrics_->UnattributedExit();
@@ -710,6 +718,15 @@ void Tracker::HandleReparent(WatchedProcess& process) {
 }
 
 void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together) {
+  if (process.identity_lost && taskstats_) {
+    if (const TaskExitRecord* record = PeekExitRecord(process); record && RecoverIdentity(process, *record)) {
+      if (!process.member) {
+        // It became a program no set wants: it left its set at the exec, nothing to count.
+        Forget(process.key);
+        return;
+      }
+    }
+  }
   if (process.identity_lost) {
     // It exec'd and was gone before its new name could be read: whatever it became, it is
     // no longer what joined this set. Never count it in a guessed set.
@@ -775,6 +792,97 @@ void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
   loop_->AddFd(connector_->fd(), EPOLLIN, [this](uint32_t) { DrainConnector(); });
 }
 
+void Tracker::AttachTaskstats(std::unique_ptr<TaskstatsListener> listener) {
+  // Not on epoll: records matter only next to their exit events, so they are read when the
+  // connector wakes the loop (no second wake-up per exit on the host).
+  taskstats_ = std::move(listener);
+}
+
+void Tracker::DrainExitRecords() {
+  for (int round = 0; round < 16; ++round) {
+    taskstats_batch_.Clear();
+    std::string error;
+    const TaskstatsListener::ReceiveStatus status = taskstats_->Receive(&taskstats_batch_, &error);
+    for (TaskExitRecord& record : taskstats_batch_.records) {
+      const int pid = record.pid;
+      exit_records_[pid].push_back(std::move(record));
+      ++exit_record_count_;
+    }
+    // Lost records cost only names: their exits are still counted, as unattributed at worst.
+    if (status == TaskstatsListener::ReceiveStatus::kOverflow) metrics_->CountError("taskstats_overflow");
+    if (status == TaskstatsListener::ReceiveStatus::kError) {
+      metrics_->CountError("taskstats_receive");
+      LogWarn("Taskstats receive failed", {{"err", error}});
+      break;
+    }
+    if (status == TaskstatsListener::ReceiveStatus::kWouldBlock) break;
+  }
+  if (exit_record_count_ > kMaxExitRecords) {
+    exit_records_.clear();
+    exit_record_count_ = 0;
+  }
+}
+
+std::optional<TaskExitRecord> Tracker::TakeExitRecord(const ProcEvent& event) {
+  auto found = exit_records_.find(event.pid);
+  if (found == exit_records_.end()) return std::nullopt;
+  std::vector<TaskExitRecord>& queue = found->second;
+  std::optional<TaskExitRecord> taken;
+  // Oldest first: a task's record arrives before its exit event, and the PID's next task
+  // cannot exit before it was forked, after this exit. A front record that does not fit the
+  // event belongs to an exit whose event was lost: dropped.
+  size_t used = 0;
+  while (used < queue.size() && !taken) {
+    const TaskExitRecord& record = queue[used++];
+    const bool fits =
+        record.exit_code == event.exit_code && (record.tgid == 0 || record.tgid == event.tgid) &&
+        (record.parent_tgid == 0 || event.parent_tgid == 0 || record.parent_tgid == event.parent_tgid);
+    if (fits) taken = record;
+  }
+  queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(used));
+  exit_record_count_ -= used;
+  if (queue.empty()) exit_records_.erase(found);
+  return taken;
+}
+
+const TaskExitRecord* Tracker::PeekExitRecord(const WatchedProcess& process) {
+  DrainExitRecords();
+  auto found = exit_records_.find(process.pid);
+  if (found == exit_records_.end()) return nullptr;
+  for (const TaskExitRecord& record : found->second) {
+    // The process's own end: its leader's record (the record of a thread has another id).
+    if (record.tgid != 0 && record.tgid != process.pid) continue;
+    if (process.connector_wait_status &&
+        static_cast<uint32_t>(*process.connector_wait_status) != record.exit_code)
+      continue;
+    return &record;
+  }
+  return nullptr;
+}
+
+bool Tracker::RecoverIdentity(WatchedProcess& process, const TaskExitRecord& record) {
+  // The record names the program; matchers that read more (exe, cmdline, user, cgroup) cannot
+  // be answered from it.
+  if (sets_->NeededAttributes() != 0) return false;
+  // A zombie is counted under its set: move it with the process.
+  const bool counted_zombie = process.state == State::kZombie && process.member;
+  if (counted_zombie) {
+    metrics_->ZombieRemoved(process.set_slot, process.parent_label, process.exit_unix_seconds);
+    BoardRemove(process);
+  }
+  process.identity_lost = false;
+  process.comm = record.comm;
+  process.attributes.comm = record.comm;
+  Reconsider(process);
+  if (process.state == State::kZombie && process.member) {
+    metrics_->ZombieAdded(process.set_slot, process.parent_label, process.exit_unix_seconds);
+    BoardAdd(process);
+  }
+  LogDebug("Exec'd process named by its exit record",
+           {{"pid", std::to_string(process.pid)}, {"member", process.member ? "yes" : "no"}});
+  return true;
+}
+
 void Tracker::ScheduleRescan() {
   if (rescan_pending_) return;
   rescan_pending_ = true;
@@ -793,7 +901,14 @@ void Tracker::DrainConnector() {
     connector_batch_.Clear();
     std::string error;
     const ProcConnector::ReceiveStatus status = connector_->Receive(&connector_batch_, &error);
-    for (const ProcEvent& event : connector_batch_.events) OnConnectorEvent(event);
+    // A task's exit record is queued before its exit event is even sent: reading the records
+    // after the events gives every exit event of this batch its record.
+    if (taskstats_) DrainExitRecords();
+    for (const ProcEvent& event : connector_batch_.events) {
+      std::optional<TaskExitRecord> record;
+      if (taskstats_ && event.kind == ProcEvent::Kind::kExit) record = TakeExitRecord(event);
+      OnConnectorEvent(event, record ? &*record : nullptr);
+    }
     if (connector_batch_.lost || status == ProcConnector::ReceiveStatus::kOverflow) {
       // Events were dropped: only a full /proc scan can tell what was missed.
       metrics_->CountError("connector_overflow");
@@ -809,7 +924,7 @@ void Tracker::DrainConnector() {
   draining_connector_ = false;
 }
 
-void Tracker::OnConnectorEvent(const ProcEvent& event) {
+void Tracker::OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record) {
   // Threads fork, exec and exit like processes; only thread-group events are process
   // events (an exec from a non-leader thread is reported with the leader's pid).
   if (event.IsThreadEvent()) return;
@@ -824,7 +939,7 @@ void Tracker::OnConnectorEvent(const ProcEvent& event) {
       OnExecOrComm(event.pid, &event.comm);
       break;
     case ProcEvent::Kind::kExit:
-      OnConnectorExit(event);
+      OnConnectorExit(event, record);
       break;
     case ProcEvent::Kind::kOther:
       break;
@@ -926,6 +1041,7 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
       attributes.comm = ghost.comm;
       ghost.inherited = MatchResult{watched_parent.set_index,
                                     sets_->NameForDescendant(watched_parent.set_index, attributes), true};
+      ghost.inherited_attributes = std::move(attributes);
     }
   }
   ghosts_[child_pid] = std::move(ghost);
@@ -959,8 +1075,21 @@ void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
         return;
       }
     }
+    const int parent_pid = known != unmatched_.end() ? known->second.parent_pid : 0;
     unmatched_.erase(pid);
     DiscoverPid(pid, /*provisional_allowed=*/false);
+    if (key_by_pid_.count(pid) || unmatched_.count(pid) || (!new_comm && !taskstats_)) return;
+    // Gone before its pidfd could be opened. Its exit event is queued behind this one; a ghost
+    // lets it count: under a rename's name, or under the name its exit record gives after an
+    // exec (without records an exec'd ghost would only add to the unattributed count).
+    Ghost ghost;
+    ghost.parent_pid = parent_pid;
+    ghost.created_scan = scan_number_;
+    if (new_comm)
+      ghost.comm = *new_comm;
+    else
+      ghost.exec_seen = true;
+    ghosts_[pid] = std::move(ghost);
     return;
   }
   WatchedProcess& process = processes_.at(watched->second);
@@ -1009,7 +1138,7 @@ void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
   Reconsider(process);
 }
 
-void Tracker::OnConnectorExit(const ProcEvent& event) {
+void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record) {
   const int pid = event.pid;
   if (auto watched = key_by_pid_.find(pid); watched != key_by_pid_.end()) {
     WatchedProcess& process = processes_.at(watched->second);
@@ -1033,12 +1162,20 @@ void Tracker::OnConnectorExit(const ProcEvent& event) {
       // The pidfd woke us first; the connector's in-kernel stamp is the true exit time.
       process.exit_monotonic_ns = process.connector_exit_ns;
     }
+    // It exec'd and its new name was gone before we could read it: the record has it.
+    if (process.identity_lost && record) RecoverIdentity(process, *record);
     return;
   }
   auto found = ghosts_.find(pid);
   if (found == ghosts_.end()) return;
   Ghost ghost = std::move(found->second);
   ghosts_.erase(found);
+  const bool name_from_record = record && sets_->NeededAttributes() == 0;
+  if (name_from_record) {
+    // The name it died with: also right after an exec, and after renames whose events were lost.
+    ghost.comm = record->comm;
+    ghost.exec_seen = false;
+  }
   if (ghost.exec_seen) {
     metrics_->UnattributedExit();
     return;
@@ -1048,7 +1185,15 @@ void Tracker::OnConnectorExit(const ProcEvent& event) {
   attributes.parent_pid = ghost.parent_pid;
   attributes.comm = ghost.comm;
   std::optional<MatchResult> match = sets_->Match(attributes);
-  if (!match) match = ghost.inherited;
+  if (!match && ghost.inherited) {
+    // A descendant by lineage keeps its set, under the name it has now.
+    ProcessAttributes named = ghost.inherited_attributes;
+    named.pid = pid;
+    named.parent_pid = ghost.parent_pid;
+    named.comm = ghost.comm;
+    match = MatchResult{ghost.inherited->set_index,
+                        sets_->NameForDescendant(ghost.inherited->set_index, named), true};
+  }
   if (!match) return;
   // A member that ended before any pidfd could be opened: its exit counts (reason and
   // code from the event), without a reap latency.

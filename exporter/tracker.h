@@ -26,6 +26,7 @@
 #include "process_set.h"
 #include "procfs.h"
 #include "status_page.h"
+#include "taskstats.h"
 #include "unique_fd.h"
 
 namespace pidfd_exporter {
@@ -56,6 +57,10 @@ class Tracker {
   void AttachConnector(std::unique_ptr<ProcConnector> connector);
   // Reads and handles everything the connector has queued.
   void DrainConnector();
+  // Takes the registered taskstats listener (after AttachConnector): each exit record names the
+  // task as it died, so a process that exec'd and was reaped before its new name could be read
+  // from /proc is still placed in its set, when every matcher looks at the name alone.
+  void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
   // Swaps in a new, already validated config at once: new matchers; every watched
   // process is matched again now (moving between sets, or no longer watched), the series
   // of sets the config no longer produces disappear, counters of the others are kept, and
@@ -108,8 +113,10 @@ class Tracker {
   // already): what is known of it, so that its exit event can still be counted.
   struct Ghost {
     int parent_pid = 0;
-    std::string comm;                      // inherited from the parent at fork, or from a comm event
-    bool exec_seen = false;                // exec'd since: the comm above is no longer its name
+    std::string comm;        // inherited from the parent at fork, or from a comm event
+    bool exec_seen = false;  // exec'd since: the comm above is no longer its name
+    // A descendant of a children: true member: the parent's attributes, for the set's name.
+    ProcessAttributes inherited_attributes;
     std::optional<MatchResult> inherited;  // member of a children: true set by lineage
     uint64_t created_scan = 0;
   };
@@ -180,14 +187,26 @@ class Tracker {
   void PublishWatchedCount();
   void ScheduleRescan();
   // Connector events.
-  void OnConnectorEvent(const ProcEvent& event);
+  // `record`: the exit record of an exit event's task, when taskstats delivered it.
+  void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);
   void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
   // Remembers a process that matched nothing (no pidfd held): cheap to look at again.
   void RememberUnmatched(int pid, const ProcessStat& stat);
   // The comm a fresh fork inherits: its parent's, from our tables or /proc.
   std::string InheritedComm(int parent_pid) const;
   void OnExecOrComm(int pid, const std::string* new_comm);
-  void OnConnectorExit(const ProcEvent& event);
+  void OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record);
+  // Exit records: read everything queued, keyed by task id in arrival order.
+  void DrainExitRecords();
+  // The record of the exit `event` reports, removed from the queue: every task exit has one
+  // record, queued before its exit event. Null when none fits (lost to an overflow).
+  std::optional<TaskExitRecord> TakeExitRecord(const ProcEvent& event);
+  // The record of `process`'s exit before its exit event was handled (the pidfd woke first);
+  // left queued for the event. Null when there is none.
+  const TaskExitRecord* PeekExitRecord(const WatchedProcess& process);
+  // An exec'd process whose new name could not be read: the name from its exit record places
+  // it (comm-only matchers: the name is all they need). False when the record cannot help.
+  bool RecoverIdentity(WatchedProcess& process, const TaskExitRecord& record);
   // A PID is about to be reused: the process we still hold under it must be reaped.
   bool SettleStale(int pid);
 
@@ -207,6 +226,12 @@ class Tracker {
   bool draining_connector_ = false;
   bool rescan_pending_ = false;
   std::unordered_map<int, Ghost> ghosts_;
+  std::unique_ptr<TaskstatsListener> taskstats_;
+  TaskstatsBatch taskstats_batch_;
+  // Records not yet matched to their exit event, by task id, oldest first. Records whose events
+  // were lost stay behind: the whole table is dropped when it outgrows kMaxExitRecords.
+  std::unordered_map<int, std::vector<TaskExitRecord>> exit_records_;
+  size_t exit_record_count_ = 0;
   ScanState scan_;
   std::unordered_map<int, bool> parent_ignores_children_;   // by parent pid, until the next scan
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key

@@ -47,7 +47,7 @@ TEST(ConfigTest, ShippedDefaultConfigParses) {
   EXPECT_TRUE(config.process_sets[0].name_is_template);
   EXPECT_THAT(config.process_sets[0].comm, IsEmpty());
   EXPECT_EQ(config.scan_interval, 5s);
-  EXPECT_EQ(config.proc_connector, ProcConnectorMode::kAuto);
+  EXPECT_EQ(config.proc_connector, DiscoveryMode::kAuto);
   EXPECT_EQ(config.max_sets, 256u);
   EXPECT_THAT(config.reap_latency_buckets, ElementsAre(0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600));
   EXPECT_THAT(config.lifetime_buckets, ElementsAre(0.01, 0.1, 1, 10, 60, 600, 3600, 86400));
@@ -151,7 +151,7 @@ histograms:
   EXPECT_EQ(set.position.line, 3);
   EXPECT_EQ(set.position.column, 5);
   EXPECT_EQ(config.scan_interval, 90min);
-  EXPECT_EQ(config.proc_connector, ProcConnectorMode::kOff);
+  EXPECT_EQ(config.proc_connector, DiscoveryMode::kOff);
   EXPECT_EQ(config.max_sets, 10u);
   EXPECT_THAT(config.reap_latency_buckets, ElementsAre(0.5, 1, 2.5));
   EXPECT_THAT(config.lifetime_buckets, ElementsAre(0.001, 1));
@@ -179,11 +179,18 @@ TEST(ConfigTest, OmittedSectionsKeepDefaults) {
   EXPECT_EQ(config.reap_latency_buckets.size(), 9u);
 }
 
-TEST(ConfigTest, ProcConnectorModes) {
+TEST(ConfigTest, DiscoveryModes) {
   EXPECT_EQ(Parsed("process_sets: [{}]\ndiscovery: {proc_connector: on}\n").proc_connector,
-            ProcConnectorMode::kOn);
+            DiscoveryMode::kOn);
   EXPECT_EQ(Parsed("process_sets: [{}]\ndiscovery: {proc_connector: auto}\n").proc_connector,
-            ProcConnectorMode::kAuto);
+            DiscoveryMode::kAuto);
+  EXPECT_EQ(Parsed("process_sets: [{}]\n").taskstats, DiscoveryMode::kAuto);
+  const Config both = Parsed("process_sets: [{}]\ndiscovery: {proc_connector: on, taskstats: off}\n");
+  EXPECT_EQ(both.proc_connector, DiscoveryMode::kOn);
+  EXPECT_EQ(both.taskstats, DiscoveryMode::kOff);
+  EXPECT_EQ(Parsed("process_sets: [{}]\ndiscovery: {taskstats: on}\n").taskstats, DiscoveryMode::kOn);
+  EXPECT_THAT(Errors("process_sets: [{}]\ndiscovery:\n  taskstats: yes\n"),
+              ElementsAre("t.yml:3:14: discovery.taskstats: expected auto, on or off, got \"yes\""));
 }
 
 TEST(ConfigTest, ChildrenAcceptsYamlBooleans) {
@@ -281,7 +288,8 @@ TEST(ConfigErrorTest, UnknownKeyInSectionsReportsLineAndColumn) {
   EXPECT_THAT(
       Errors("process_sets: [{}]\ndiscovery:\n  interval: 5s\nlimits:\n  max: 1\nhistograms:\n  "
              "reap_seconds: [1]\n"),
-      ElementsAre("t.yml:3:3: discovery: unknown key \"interval\" (allowed: scan_interval, proc_connector)",
+      ElementsAre("t.yml:3:3: discovery: unknown key \"interval\" (allowed: scan_interval, proc_connector, "
+                  "taskstats)",
                   "t.yml:5:3: limits: unknown key \"max\" (allowed: max_sets)",
                   "t.yml:7:3: histograms: unknown key \"reap_seconds\" (allowed: reap_latency_seconds, "
                   "lifetime_seconds)"));
