@@ -35,7 +35,8 @@ namespace {
 
 constexpr char kStatLine[] =
     "5037 (sleep) S 4996 4993 2893 0 -1 4194560 304 0 1 0 0 0 0 0 20 0 1 0 57594 2990080 427 "
-    "18446744073709551615 93828916613120 93828916631049 140734181808224 0 0 0 0 16781312 0 1 0 0 17 1 0 0 0 0 0 "
+    "18446744073709551615 93828916613120 93828916631049 140734181808224 0 0 0 0 16781312 0 1 0 0 17 1 0 0 0 "
+    "0 0 "
     "93828916645136 93828916646400 93829236330496 140734181812246 140734181812257 140734181812257 "
     "140734181814253 0\n";
 
@@ -149,7 +150,8 @@ struct TrackerFixture {
 
   explicit TrackerFixture(int children) {
     const pe::Config config = MustParse(
-        "process_sets:\n  - name: mbkid\n    comm: [mbkid]\ndiscovery:\n  scan_interval: 1h\n  proc_connector: off\n");
+        "process_sets:\n  - name: mbkid\n    comm: [mbkid]\ndiscovery:\n  scan_interval: 1h\n  "
+        "proc_connector: off\n");
     std::string error;
     loop = pe::EventLoop::Create(&error);
     metrics = std::make_unique<pe::Metrics>(config);
@@ -228,7 +230,10 @@ void BM_TrackerExitThenReap(benchmark::State& state) {
     ++i;
   }
 }
-BENCHMARK(BM_TrackerExitThenReap)->Iterations(kTrackerChildren)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TrackerExitThenReap)
+    ->Iterations(kTrackerChildren)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Exit and reap in one report (the parent reaped before the loop woke up, the common case
 // under a fork storm).
@@ -245,7 +250,10 @@ void BM_TrackerExitAndReapTogether(benchmark::State& state) {
     ++i;
   }
 }
-BENCHMARK(BM_TrackerExitAndReapTogether)->Iterations(kTrackerChildren)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TrackerExitAndReapTogether)
+    ->Iterations(kTrackerChildren)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

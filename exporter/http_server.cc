@@ -344,8 +344,9 @@ class Router {
     try {
       // Configured headers go on every answer, 401 and 404 included, as in exporter-toolkit.
       for (const auto& configured : response_headers_) {
-        std::erase_if(response.headers,
-                      [&configured](const auto& header) { return SameHeaderName(header.first, configured.first); });
+        std::erase_if(response.headers, [&configured](const auto& header) {
+          return SameHeaderName(header.first, configured.first);
+        });
         response.headers.push_back(configured);
       }
       Send(connection, response, head);
@@ -443,8 +444,8 @@ std::string OpenSslErrors() {
 // SSL_get_peer_certificate the first handshake would jump to address 0, so TLS is refused
 // up front. "" when CivetWeb will find what it needs.
 std::string LoadOpenSslForCivetweb() {
-  for (const auto& [library, function] : {std::pair{"libcrypto.so", "ERR_get_error"},
-                                          std::pair{"libssl.so", "SSL_get_peer_certificate"}}) {
+  for (const auto& [library, function] :
+       {std::pair{"libcrypto.so", "ERR_get_error"}, std::pair{"libssl.so", "SSL_get_peer_certificate"}}) {
     void* handle = dlopen(library, RTLD_LAZY);  // never closed, on purpose
     if (handle == nullptr) {
       return std::string("tls: CivetWeb cannot load ") + library + " (" + dlerror() +
@@ -708,9 +709,8 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     server->impl_->router = std::make_unique<Router>(options.telemetry_path, std::move(handlers),
                                                      options.basic_auth_users, options.response_headers);
     const std::vector<std::string> civetweb_options = {
-        "listening_ports", Join(civetweb_ports, ","), "num_threads",
-        std::to_string(options.worker_threads), "request_timeout_ms",
-        std::to_string(options.request_timeout_ms),
+        "listening_ports", Join(civetweb_ports, ","), "num_threads", std::to_string(options.worker_threads),
+        "request_timeout_ms", std::to_string(options.request_timeout_ms),
         // No keep-alive: CivetWeb gives each open connection a worker thread of its own, so
         // a kept-alive idle connection would hold one of the few workers. Prometheus scrapes
         // every 15 s or more, far beyond any useful keep-alive timeout, so reuse would save

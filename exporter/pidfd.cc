@@ -91,7 +91,9 @@ namespace {
 std::atomic<bool> g_reap_is_polled{false};
 }  // namespace
 
-void Pidfd::SetReapIsPolled(bool polled) { g_reap_is_polled.store(polled, std::memory_order_relaxed); }
+void Pidfd::SetReapIsPolled(bool polled) {
+  g_reap_is_polled.store(polled, std::memory_order_relaxed);
+}
 
 bool Pidfd::IsReaped() const {
   // events = 0: POLLIN is set for a zombie already, only POLLHUP says "reaped" (6.9+).

@@ -25,11 +25,11 @@ struct ProcessAttributes {
   int parent_pid = 0;
   uint64_t start_time_ticks = 0;
   std::string comm;
-  std::string exe_path;                   // readlink /proc/PID/exe; "" when unreadable
-  std::vector<std::string> argv;          // /proc/PID/cmdline
+  std::string exe_path;           // readlink /proc/PID/exe; "" when unreadable
+  std::vector<std::string> argv;  // /proc/PID/cmdline
   uint32_t effective_uid = 0;
-  std::string username;                   // of effective_uid; the number when unknown
-  std::string cgroup;                     // cgroup v2 path
+  std::string username;  // of effective_uid; the number when unknown
+  std::string cgroup;    // cgroup v2 path
 };
 
 // Bit mask of the /proc reads the configured matchers and templates need beyond stat.
@@ -41,9 +41,9 @@ enum AttributeNeed : unsigned {
 };
 
 struct MatchResult {
-  size_t set_index = 0;                   // index into Config::process_sets
-  std::string name;                       // the rendered set name (raw bytes; not yet sanitized)
-  bool children = false;                  // the set's `children` flag
+  size_t set_index = 0;   // index into Config::process_sets
+  std::string name;       // the rendered set name (raw bytes; not yet sanitized)
+  bool children = false;  // the set's `children` flag
 };
 
 class ProcessSets {

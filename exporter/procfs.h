@@ -16,15 +16,15 @@ namespace pidfd_exporter {
 
 // /proc/PID/stat. Field numbers are those of proc(5).
 struct ProcessStat {
-  int pid = 0;                     // field 1
-  std::string comm;                // field 2, without the parentheses; may hold any byte but NUL
-  char state = '?';                // field 3
-  int parent_pid = 0;              // field 4
-  uint64_t flags = 0;              // field 9 (PF_KTHREAD = 0x00200000 marks kernel threads)
-  long thread_count = 0;           // field 20
-  uint64_t start_time_ticks = 0;   // field 22, clock ticks since boot
-  bool has_exit_code = false;      // field 52 present (Linux >= 3.5)
-  int exit_code = 0;               // field 52: raw wait status while a zombie; 0 when hidden
+  int pid = 0;                    // field 1
+  std::string comm;               // field 2, without the parentheses; may hold any byte but NUL
+  char state = '?';               // field 3
+  int parent_pid = 0;             // field 4
+  uint64_t flags = 0;             // field 9 (PF_KTHREAD = 0x00200000 marks kernel threads)
+  long thread_count = 0;          // field 20
+  uint64_t start_time_ticks = 0;  // field 22, clock ticks since boot
+  bool has_exit_code = false;     // field 52 present (Linux >= 3.5)
+  int exit_code = 0;              // field 52: raw wait status while a zombie; 0 when hidden
 };
 // Handles a comm holding spaces, parentheses and newlines: the comm ends at the LAST ')'.
 std::optional<ProcessStat> ParseStat(std::string_view text);

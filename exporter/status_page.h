@@ -17,7 +17,7 @@ struct StatusZombie {
   std::string comm;
   int parent_pid = 0;
   std::string parent_comm;
-  double exit_unix_seconds = 0;           // exit time, or first sight when exit_time_known is false
+  double exit_unix_seconds = 0;  // exit time, or first sight when exit_time_known is false
   bool exit_time_known = true;
 };
 
@@ -25,9 +25,9 @@ struct StatusSet {
   std::string name;
   int64_t watched = 0;
   int64_t zombies = 0;
-  double oldest_zombie_exit_unix_seconds = 0;   // 0 when there is no zombie
+  double oldest_zombie_exit_unix_seconds = 0;  // 0 when there is no zombie
   uint64_t exits_total = 0;
-  uint64_t exits_recent = 0;                    // exits in the last `recent_window_seconds`
+  uint64_t exits_recent = 0;  // exits in the last `recent_window_seconds`
   // Reap latency histogram: upper bounds (without +Inf) and cumulative counts (with +Inf
   // last), as prometheus-cpp reports them; the page derives p50/p99 like histogram_quantile.
   std::vector<double> reap_latency_bounds;
@@ -43,7 +43,7 @@ struct StatusSnapshot {
   double recent_window_seconds = 300;
   std::vector<std::pair<std::string, bool>> kernel_features;
   std::vector<StatusSet> sets;
-  std::vector<StatusZombie> zombies;      // oldest first
+  std::vector<StatusZombie> zombies;  // oldest first
 };
 
 std::string RenderStatusPage(const StatusSnapshot& snapshot);

@@ -29,7 +29,8 @@
 namespace pidfd_exporter {
 namespace {
 
-const std::filesystem::path kCorpusRoot = std::filesystem::path(PIDFD_TEST_FIXTURES_DIR) / ".." / ".." / "fuzz" / "corpus";
+const std::filesystem::path kCorpusRoot =
+    std::filesystem::path(PIDFD_TEST_FIXTURES_DIR) / ".." / ".." / "fuzz" / "corpus";
 
 std::vector<std::string> CorpusFiles(const char* target) {
   std::vector<std::string> files;

@@ -2,6 +2,8 @@
 // the OpenSSL shim (exporter/tls_shim/), client certificates, versions, start-up errors,
 // and configured response headers. Certificates are made here with the OpenSSL API.
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -16,9 +18,6 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "http_server.h"
 #include "unique_fd.h"
@@ -55,8 +54,8 @@ Cert MakeCert(const std::string& common_name, EVP_PKEY* key, X509* issuer, EVP_P
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
   X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
   X509V3_CTX context;
   X509V3_set_ctx_nodb(&context);
@@ -121,7 +120,8 @@ struct ClientOptions {
 
 // One HTTPS request "GET path" to 127.0.0.1:port trusting only the test CA; the raw
 // response, or "" when the connection or the handshake failed.
-std::string HttpsGet(const TlsFiles& files, int port, const std::string& path, const ClientOptions& options = {}) {
+std::string HttpsGet(const TlsFiles& files, int port, const std::string& path,
+                     const ClientOptions& options = {}) {
   std::unique_ptr<SSL_CTX, ContextFree> context(SSL_CTX_new(TLS_client_method()));
   X509_STORE_add_cert(SSL_CTX_get_cert_store(context.get()), files.ca());
   SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER, nullptr);
@@ -153,7 +153,8 @@ std::string HttpsGet(const TlsFiles& files, int port, const std::string& path, c
   std::string response;
   char buffer[4096];
   int count;
-  while ((count = SSL_read(ssl.get(), buffer, sizeof buffer)) > 0) response.append(buffer, static_cast<size_t>(count));
+  while ((count = SSL_read(ssl.get(), buffer, sizeof buffer)) > 0)
+    response.append(buffer, static_cast<size_t>(count));
   ERR_clear_error();
   return response;
 }
@@ -207,11 +208,13 @@ TEST(HttpTlsTest, RequireAndVerifyClientCertNeedsACertificateFromTheClientCa) {
   tls.client_auth_type = ClientAuthType::kRequireAndVerifyClientCert;
   Started started = StartTls(tls);
   ASSERT_NE(started.server, nullptr);
-  EXPECT_THAT(HttpsGet(files, started.port, "/-/healthy", {.send_client_cert = true}), StartsWith("HTTP/1.0 200"));
+  EXPECT_THAT(HttpsGet(files, started.port, "/-/healthy", {.send_client_cert = true}),
+              StartsWith("HTTP/1.0 200"));
   // TLS 1.3 reports the refusal only after the client's handshake is done: no response either way.
   EXPECT_EQ(HttpsGet(files, started.port, "/-/healthy", {.send_client_cert = false}), "");
-  EXPECT_EQ(HttpsGet(files, started.port, "/-/healthy", {.send_client_cert = false, .max_version = TLS1_2_VERSION}),
-            "");
+  EXPECT_EQ(
+      HttpsGet(files, started.port, "/-/healthy", {.send_client_cert = false, .max_version = TLS1_2_VERSION}),
+      "");
 }
 
 TEST(HttpTlsTest, MinVersionTls13RefusesTls12) {

@@ -139,7 +139,8 @@ TEST(ProcessSetsTest, OptionalGroupThatDidNotParticipateRendersEmpty) {
 
 TEST(ProcessSetsTest, CmdlineRegexSeesInvalidUtf8AsReplacementCharacterLikeGo) {
   // process-exporter's Go regexps read an invalid byte as U+FFFD, which "." matches.
-  const ProcessSets sets = Sets("process_sets:\n  - name: 'a{{.Matches.x}}'\n    cmdline: ['te(?P<x>.<b>)']\n");
+  const ProcessSets sets =
+      Sets("process_sets:\n  - name: 'a{{.Matches.x}}'\n    cmdline: ['te(?P<x>.<b>)']\n");
   EXPECT_EQ(MatchOf(sets, Process("t", {"te\xff<b>"})), "0:a\xEF\xBF\xBD<b>");
   EXPECT_EQ(MatchOf(sets, Process("t", {"te\xC3\xA9<b>"})), "0:a\xC3\xA9<b>");
 }

@@ -105,14 +105,14 @@ TEST_F(WebConfigTest, TlsDefaultsAreTls12ToTls13WithoutClientCertificates) {
 
 TEST_F(WebConfigTest, AbsolutePathsAreKept) {
   const std::string cert = (dir_ / "server.crt").string();
-  const WebConfig config =
-      Parsed("tls_server_config:\n  cert_file: " + cert + "\n  key_file: server.key\n");
+  const WebConfig config = Parsed("tls_server_config:\n  cert_file: " + cert + "\n  key_file: server.key\n");
   ASSERT_TRUE(config.tls.has_value());
   EXPECT_EQ(config.tls->cert_file, cert);
 }
 
 TEST_F(WebConfigTest, EmptyFileAndEmptySectionsMeanPlainHttpWithoutAuth) {
-  for (const std::string text : {"", "# nothing\n", "tls_server_config:\nbasic_auth_users:\nhttp_server_config:\n"}) {
+  for (const std::string text :
+       {"", "# nothing\n", "tls_server_config:\nbasic_auth_users:\nhttp_server_config:\n"}) {
     const WebConfig config = Parsed(text);
     EXPECT_FALSE(config.tls.has_value()) << text;
     EXPECT_THAT(config.basic_auth_users, IsEmpty()) << text;
@@ -147,7 +147,8 @@ TEST_F(WebConfigTest, LoadWebConfigReadsTheFile) {
 TEST_F(WebConfigTest, LoadWebConfigNamesAMissingFile) {
   const WebConfigResult result = LoadWebConfig((dir_ / "nope.yml").string());
   ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].ToString(), (dir_ / "nope.yml").string() + ": cannot open: No such file or directory");
+  EXPECT_EQ(result.errors[0].ToString(),
+            (dir_ / "nope.yml").string() + ": cannot open: No such file or directory");
 }
 
 // --- Errors, each with its position -----------------------------------------------------------
@@ -164,17 +165,19 @@ TEST_F(WebConfigTest, OneDocumentOnly) {
 }
 
 TEST_F(WebConfigTest, RootMustBeAMapping) {
-  EXPECT_THAT(Errors("- a\n"), ElementsAre(HasSubstr("web.yml:1:1: expected a mapping with tls_server_config")));
+  EXPECT_THAT(Errors("- a\n"),
+              ElementsAre(HasSubstr("web.yml:1:1: expected a mapping with tls_server_config")));
 }
 
 TEST_F(WebConfigTest, UnknownKeysAreErrorsAtEveryLevel) {
-  EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  ciphers: [a]\n"
-                     "http_server_config:\n  compress: true\n"
-                     "tls_config: {}\n"),
-              ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: unknown key \"ciphers\" (allowed: cert_file,"),
-                          "web.yml:6:3: http_server_config: unknown key \"compress\" (allowed: headers, http2)",
-                          "web.yml:7:1: web config: unknown key \"tls_config\" (allowed: tls_server_config, "
-                          "http_server_config, basic_auth_users)"));
+  EXPECT_THAT(
+      Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  ciphers: [a]\n"
+             "http_server_config:\n  compress: true\n"
+             "tls_config: {}\n"),
+      ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: unknown key \"ciphers\" (allowed: cert_file,"),
+                  "web.yml:6:3: http_server_config: unknown key \"compress\" (allowed: headers, http2)",
+                  "web.yml:7:1: web config: unknown key \"tls_config\" (allowed: tls_server_config, "
+                  "http_server_config, basic_auth_users)"));
 }
 
 TEST_F(WebConfigTest, DuplicateKeyIsAnError) {
@@ -183,18 +186,20 @@ TEST_F(WebConfigTest, DuplicateKeyIsAnError) {
 }
 
 TEST_F(WebConfigTest, UnreadableFilesAreNamed) {
-  EXPECT_THAT(Errors("tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n"
-                     "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: /nonexistent/ca.crt\n"),
-              ElementsAre("web.yml:2:14: tls_server_config.cert_file: cannot read \"missing.crt\": "
-                          "No such file or directory",
-                          "web.yml:5:19: tls_server_config.client_ca_file: cannot read \"/nonexistent/ca.crt\": "
-                          "No such file or directory"));
+  EXPECT_THAT(
+      Errors("tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n"
+             "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: /nonexistent/ca.crt\n"),
+      ElementsAre("web.yml:2:14: tls_server_config.cert_file: cannot read \"missing.crt\": "
+                  "No such file or directory",
+                  "web.yml:5:19: tls_server_config.client_ca_file: cannot read \"/nonexistent/ca.crt\": "
+                  "No such file or directory"));
 }
 
 TEST_F(WebConfigTest, ADirectoryIsNotACertificate) {
   std::filesystem::create_directory(dir_ / "certs");
-  EXPECT_THAT(Errors("tls_server_config:\n  cert_file: certs\n  key_file: server.key\n"),
-              ElementsAre("web.yml:2:14: tls_server_config.cert_file: cannot read \"certs\": Is a directory"));
+  EXPECT_THAT(
+      Errors("tls_server_config:\n  cert_file: certs\n  key_file: server.key\n"),
+      ElementsAre("web.yml:2:14: tls_server_config.cert_file: cannot read \"certs\": Is a directory"));
 }
 
 TEST_F(WebConfigTest, CertificateAndKeyAreBothRequired) {
@@ -212,11 +217,12 @@ TEST_F(WebConfigTest, EmptyValuesAreErrorsAtTheKey) {
 
 TEST_F(WebConfigTest, ClientAuthTypesThatSkipVerificationAreRefused) {
   for (const std::string type : {"RequestClientCert", "RequireAnyClientCert", "RequireClientCert"}) {
-    EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: " +
-                       type + "\n  client_ca_file: ca.crt\n"),
-                ElementsAre(HasSubstr("web.yml:4:21: tls_server_config.client_auth_type: \"" + type +
-                                      "\" is not supported by pidfd_exporter: it accepts client certificates "
-                                      "without verifying them")))
+    EXPECT_THAT(
+        Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: " +
+               type + "\n  client_ca_file: ca.crt\n"),
+        ElementsAre(HasSubstr("web.yml:4:21: tls_server_config.client_auth_type: \"" + type +
+                              "\" is not supported by pidfd_exporter: it accepts client certificates "
+                              "without verifying them")))
         << type;
   }
   EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
@@ -226,22 +232,28 @@ TEST_F(WebConfigTest, ClientAuthTypesThatSkipVerificationAreRefused) {
 }
 
 TEST_F(WebConfigTest, ClientCaAndClientAuthTypeGoTogether) {
-  EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n"),
-              ElementsAre(HasSubstr("web.yml:4:3: tls_server_config.client_ca_file: set without a client_auth_type")));
+  EXPECT_THAT(
+      Errors(
+          "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n"),
+      ElementsAre(
+          HasSubstr("web.yml:4:3: tls_server_config.client_ca_file: set without a client_auth_type")));
   EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
                      "  client_auth_type: NoClientCert\n  client_ca_file: ca.crt\n"),
               ElementsAre(HasSubstr("web.yml:5:3: tls_server_config.client_ca_file: set without")));
-  EXPECT_THAT(Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-                     "  client_auth_type: VerifyClientCertIfGiven\n"),
-              ElementsAre(HasSubstr("web.yml:4:3: tls_server_config.client_auth_type: needs client_ca_file")));
+  EXPECT_THAT(
+      Errors("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+             "  client_auth_type: VerifyClientCertIfGiven\n"),
+      ElementsAre(HasSubstr("web.yml:4:3: tls_server_config.client_auth_type: needs client_ca_file")));
 }
 
 TEST_F(WebConfigTest, TlsVersions) {
   const std::string base = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
-  EXPECT_THAT(Errors(base + "  min_version: TLS11\n"),
-              ElementsAre(HasSubstr("web.yml:4:16: tls_server_config.min_version: \"TLS11\" is not supported")));
-  EXPECT_THAT(Errors(base + "  max_version: TLS1.3\n"),
-              ElementsAre("web.yml:4:16: tls_server_config.max_version: expected TLS12 or TLS13, got \"TLS1.3\""));
+  EXPECT_THAT(
+      Errors(base + "  min_version: TLS11\n"),
+      ElementsAre(HasSubstr("web.yml:4:16: tls_server_config.min_version: \"TLS11\" is not supported")));
+  EXPECT_THAT(
+      Errors(base + "  max_version: TLS1.3\n"),
+      ElementsAre("web.yml:4:16: tls_server_config.max_version: expected TLS12 or TLS13, got \"TLS1.3\""));
   EXPECT_THAT(Errors(base + "  min_version: TLS13\n  max_version: TLS12\n"),
               ElementsAre("web.yml:5:3: tls_server_config.max_version: must not be below min_version"));
 }
@@ -251,30 +263,37 @@ TEST_F(WebConfigTest, ToolkitSettingsThatCannotBeHonouredAreRefusedNotIgnored) {
   EXPECT_THAT(Errors(base + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"),
               ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: \"cipher_suites\" is not supported by "
                                     "pidfd_exporter")));
-  EXPECT_THAT(Errors(base + "  curve_preferences: [X25519]\n"),
-              ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: \"curve_preferences\" is not supported")));
-  EXPECT_THAT(Errors(base + "  client_allowed_sans: [a]\n"),
-              ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: \"client_allowed_sans\" is not supported")));
-  EXPECT_THAT(Errors("tls_server_config:\n  cert: PEM\n  key: PEM\n"),
-              ElementsAre(HasSubstr("web.yml:2:3: tls_server_config: \"cert\" is not supported by pidfd_exporter: "
-                                    "put the PEM text in a file and use cert_file"),
-                          HasSubstr("web.yml:3:3: tls_server_config: \"key\" is not supported")));
-  EXPECT_THAT(Errors("rate_limit:\n  interval: 1s\n  burst: 20\n"),
-              ElementsAre(HasSubstr("web.yml:1:1: web config: \"rate_limit\" is not supported by pidfd_exporter")));
+  EXPECT_THAT(
+      Errors(base + "  curve_preferences: [X25519]\n"),
+      ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: \"curve_preferences\" is not supported")));
+  EXPECT_THAT(
+      Errors(base + "  client_allowed_sans: [a]\n"),
+      ElementsAre(HasSubstr("web.yml:4:3: tls_server_config: \"client_allowed_sans\" is not supported")));
+  EXPECT_THAT(
+      Errors("tls_server_config:\n  cert: PEM\n  key: PEM\n"),
+      ElementsAre(HasSubstr("web.yml:2:3: tls_server_config: \"cert\" is not supported by pidfd_exporter: "
+                            "put the PEM text in a file and use cert_file"),
+                  HasSubstr("web.yml:3:3: tls_server_config: \"key\" is not supported")));
+  EXPECT_THAT(
+      Errors("rate_limit:\n  interval: 1s\n  burst: 20\n"),
+      ElementsAre(HasSubstr("web.yml:1:1: web config: \"rate_limit\" is not supported by pidfd_exporter")));
 }
 
 TEST_F(WebConfigTest, OnlyToolkitHeadersWithToolkitValues) {
-  EXPECT_THAT(Errors("http_server_config:\n  headers:\n    Server: nginx\n"),
-              ElementsAre(HasSubstr("web.yml:3:5: http_server_config.headers: HTTP header \"Server\" can not be "
-                                    "configured (allowed: Content-Security-Policy,")));
+  EXPECT_THAT(
+      Errors("http_server_config:\n  headers:\n    Server: nginx\n"),
+      ElementsAre(HasSubstr("web.yml:3:5: http_server_config.headers: HTTP header \"Server\" can not be "
+                            "configured (allowed: Content-Security-Policy,")));
   EXPECT_THAT(Errors("http_server_config:\n  headers:\n    X-Frame-Options: allow\n"),
               ElementsAre("web.yml:3:22: http_server_config.headers.X-Frame-Options: expected \"deny\" or "
                           "\"sameorigin\", got \"allow\""));
-  EXPECT_THAT(Errors("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n"),
-              ElementsAre(HasSubstr("web.yml:3:29: http_server_config.headers.X-Content-Type-Options: expected "
-                                    "\"nosniff\"")));
-  EXPECT_THAT(Errors("http_server_config:\n  headers:\n    X-XSS-Protection: \"1\\r\\nSet-Cookie: a=b\"\n"),
-              ElementsAre("web.yml:3:23: http_server_config.headers.X-XSS-Protection: must be a single line"));
+  EXPECT_THAT(
+      Errors("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n"),
+      ElementsAre(HasSubstr("web.yml:3:29: http_server_config.headers.X-Content-Type-Options: expected "
+                            "\"nosniff\"")));
+  EXPECT_THAT(
+      Errors("http_server_config:\n  headers:\n    X-XSS-Protection: \"1\\r\\nSet-Cookie: a=b\"\n"),
+      ElementsAre("web.yml:3:23: http_server_config.headers.X-XSS-Protection: must be a single line"));
   EXPECT_THAT(Errors("http_server_config:\n  http2: maybe\n"),
               ElementsAre("web.yml:2:10: http_server_config.http2: expected true or false, got \"maybe\""));
 }
@@ -316,8 +335,10 @@ TEST(IsBcryptHashTest, RefusesOtherSchemesAndMalformedHashes) {
   EXPECT_FALSE(IsBcryptHash("$2y$1a$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2"));   // cost digits
   EXPECT_FALSE(IsBcryptHash("$2y$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy"));    // short
   EXPECT_FALSE(IsBcryptHash("$2y$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy22"));  // long
-  EXPECT_FALSE(IsBcryptHash("$2y$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs+NLUTJO3lOy2"));   // '+' is not bcrypt base64
-  EXPECT_FALSE(IsBcryptHash("$2y$05abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2$"));   // '$' misplaced
+  EXPECT_FALSE(IsBcryptHash(
+      "$2y$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs+NLUTJO3lOy2"));  // '+' is not bcrypt base64
+  EXPECT_FALSE(
+      IsBcryptHash("$2y$05abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2$"));  // '$' misplaced
   EXPECT_FALSE(IsBcryptHash("$5$rounds=1000$saltsalt$hashhashhashhashhashhashhashhashhashhashhashh"));
 }
 
