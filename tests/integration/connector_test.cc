@@ -308,19 +308,33 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
 // A parent with a unique comm forks and execs, 1000 times, a symlink to /bin/true named after
 // the set: almost all exits land in the set (some may be unattributed: gone before the new name
 // could be read), none in the parent's set or anywhere else.
+// 1000 short-lived exec'd programs (a symlink to /bin/true named as the set's comm), each reaped
+// at once by its parent. Two exporters watch the same run side by side: the fixture's, with the
+// default discovery.taskstats: auto, and one with taskstats: off. Without exit records a program
+// that exits before the exporter reads its new name can only be counted as unattributed (about
+// 0.5% on a quiet 2-CPU machine, more under load); with them the kernel's record names every one.
 TEST_F(ConnectorTest, ShortLivedExecdProgramsAreAttributed) {
   const std::string set = "cn_exec_xyz";
   const std::string parent_set = "cn_exec_par";  // fixed, so _other (max_sets) cannot hide it
-  // 1000, not a few hundred: a program that exits before the exporter reads its new name is
-  // lost by nature (about 0.5% on a quiet 2-CPU machine), so the 99% bound needs a sample
-  // large enough that chance alone does not cross it.
   constexpr int kExecs = 1000;
   TempDir directory;
   const std::string program = directory.path() + "/" + set;
   ASSERT_EQ(symlink("/bin/true", program.c_str()), 0) << strerror(errno);
-  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set) + CommSet(parent_set, parent_set) +
-                                             "  - name: \"{{.Comm}}\"\n"));  // the catch-all
+  const std::string sets =
+      CommSet(set, set) + CommSet(parent_set, parent_set) + "  - name: \"{{.Comm}}\"\n";  // the catch-all
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(sets));
   if (IsSkipped()) return;
+  ExporterProcess without_records;
+  ASSERT_TRUE(without_records.Start(MakeConfig(sets, "auto", "  taskstats: off\n")));
+  Metrics start_without;
+  ASSERT_TRUE(without_records.WaitFor(
+      "the first /proc scan (taskstats: off)",
+      [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &start_without));
+  EXPECT_EQ(start_without.Value(kFeature, {{"feature", "taskstats"}}), 0);
+  const double unattributed_without_at_start = start_without.ValueOrZero(kUnattributed);
+  Metrics start_with;
+  ASSERT_TRUE(exporter_.Scrape(&start_with));
+  const bool records = start_with.Value(kFeature, {{"feature", "taskstats"}}) == 1;
 
   Pipe report, release;
   char* const argv[] = {const_cast<char*>(set.c_str()), nullptr};
@@ -351,33 +365,141 @@ TEST_F(ConnectorTest, ShortLivedExecdProgramsAreAttributed) {
   ASSERT_TRUE(ReadFully(report.read_end(), &failures, sizeof failures, std::chrono::seconds(60)));
   ASSERT_EQ(failures, 0) << "exec of " << program << " failed";
 
-  EXPECT_TRUE(exporter_.WaitFor(
-      "every exit counted in the set, in the parent's set or as unattributed",
-      [&](const Metrics& m) {
-        return m.Sum(kExits, Set(set)) + m.Sum(kExits, Set(parent_set)) + UnattributedSinceStart(m) >=
-                   kExecs &&
-               m.Value(kProcesses, Set(set)) == 0;
-      },
-      nullptr, std::chrono::seconds(30)));
+  auto all_counted = [&](double unattributed_at_start) {
+    return [&, unattributed_at_start](const Metrics& m) {
+      return m.Sum(kExits, Set(set)) + m.Sum(kExits, Set(parent_set)) +
+                     (m.ValueOrZero(kUnattributed) - unattributed_at_start) >=
+                 kExecs &&
+             m.Value(kProcesses, Set(set)) == 0;
+    };
+  };
+  EXPECT_TRUE(exporter_.WaitFor("every exit counted in the set, in the parent's set or as unattributed",
+                                all_counted(unattributed_at_start_), nullptr, std::chrono::seconds(30)));
+  EXPECT_TRUE(without_records.WaitFor("the same with taskstats: off",
+                                      all_counted(unattributed_without_at_start), nullptr,
+                                      std::chrono::seconds(30)));
   Metrics metrics = Settled();
+  Metrics metrics_without;
+  ASSERT_TRUE(without_records.Scrape(&metrics_without));
   const double attributed = metrics.ValueOrZero(kExits, Exit(set, "exited", "0"));
   const double unattributed = UnattributedSinceStart(metrics);
-  EXPECT_EQ(metrics.Sum(kExits, Set(parent_set)), 0)
-      << "exec'd children counted under their parent's name (the parent itself is still running)";
-  EXPECT_EQ(metrics.Value(kProcesses, Set(parent_set)), 1) << "the parent itself";
-  EXPECT_EQ(metrics.Sum(kExits, Set(set)), attributed) << "exits of the set with another reason or code";
-  EXPECT_LE(attributed, kExecs);
-  // The target is 99%. Measured on a quiet 2-CPU machine: 98.8-100%, mean 99.3%
-  // (the exec'd /bin/true lives ~0.5 ms and its parent reaps it at once; when the exporter's
-  // thread is scheduled later than that, the new name is gone). The bound asserted is what
-  // holds in every run; the share is reported so a regression below the mean shows.
-  EXPECT_GE(attributed, kExecs * 98 / 100) << unattributed << " unattributed" << LoadNote();
-  // Unattributed exits are machine-wide (any process that exec'd and vanished at once counts),
-  // so only the lower bound is exact: no exit of ours is lost.
-  EXPECT_GE(attributed + unattributed, kExecs);
+  const double attributed_without = metrics_without.ValueOrZero(kExits, Exit(set, "exited", "0"));
+  for (const Metrics* seen : {&metrics, &metrics_without}) {
+    EXPECT_EQ(seen->Sum(kExits, Set(parent_set)), 0)
+        << "exec'd children counted under their parent's name (the parent itself is still running)";
+    EXPECT_EQ(seen->Value(kProcesses, Set(parent_set)), 1) << "the parent itself";
+    EXPECT_EQ(seen->Sum(kExits, Set(set)), seen->ValueOrZero(kExits, Exit(set, "exited", "0")))
+        << "exits of the set with another reason or code";
+    EXPECT_EQ(seen->ValueOrZero(kExits, Set("true")), 0) << "counted under the program's real name";
+  }
+  if (records) {
+    // The record is built in the exit itself, before the parent can reap: none is lost.
+    EXPECT_EQ(attributed, kExecs) << unattributed << " unattributed" << LoadNote();
+  } else {
+    // No exit records here (no CAP_NET_ADMIN?): what the /proc read alone reaches. Measured on
+    // a quiet 2-CPU machine: 98.8-100%, mean 99.3%; the bound is what held in every run.
+    std::cout << "[ note     ] no taskstats exit records: the 99% target is not asserted\n";
+    EXPECT_GE(attributed, kExecs * 98 / 100) << unattributed << " unattributed" << LoadNote();
+  }
+  // The exporter without records: no exit of ours is lost, some are unattributed.
+  EXPECT_LE(attributed_without, kExecs);
+  // Its share is a measurement, not a bound: two exporters share the CPUs here.
+  EXPECT_GE(attributed_without + metrics_without.ValueOrZero(kUnattributed) - unattributed_without_at_start,
+            kExecs);
   Report("exec_attributed", attributed);
+  Report("exec_attributed_taskstats_off", attributed_without);
   Report("exec_unattributed_since_start_machine_wide", unattributed);
-  Report("exec_exits_in_set_true", metrics.Sum(kExits, Set("true")));
+  SendByte(release.write_end(), 'q');
+  EXPECT_EQ(DescribeWaitStatus(parent_guard.Reap()), "exit 0");
+}
+
+// Processes that ran long enough to be filed as matching nothing (no pidfd held), then exec a
+// program of the set and are reaped at once: the exec event finds them gone before a pidfd is
+// open, so only the connector's exit event and the exit record's name can count them.
+TEST_F(ConnectorTest, UnmatchedProcessesThatExecIntoTheSetAndVanishAreCounted) {
+  const std::string set = "cn_unm_exec";
+  constexpr int kChildren = 200;
+  TempDir directory;
+  const std::string program = directory.path() + "/" + set;
+  ASSERT_EQ(symlink("/bin/true", program.c_str()), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set)));
+  if (IsSkipped()) return;
+  Metrics before;
+  ASSERT_TRUE(exporter_.Scrape(&before));
+  const bool records = before.Value(kFeature, {{"feature", "taskstats"}}) == 1;
+
+  Pipe report, release;
+  char* const argv[] = {const_cast<char*>(set.c_str()), nullptr};
+  const char* path = program.c_str();
+  pid_t parent = ForkChild([&] {
+    SetComm("cn_unm_parent");
+    int go[2];
+    if (pipe(go) != 0) _exit(96);
+    for (int i = 0; i < kChildren; ++i) {
+      if (fork() == 0) {
+        SetComm("cn_unm_waiting");
+        char byte;
+        while (read(go[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        execv(path, argv);
+        _exit(127);
+      }
+    }
+    int ready = 1;
+    ssize_t ignored = write(report.write_end(), &ready, sizeof ready);
+    if (ReadCommandByte(release.read_end()) != 'x') _exit(95);
+    // All at once: each child execs and is reaped the moment it exits.
+    char bytes[kChildren] = {};
+    ignored = write(go[1], bytes, sizeof bytes);
+    (void)ignored;
+    int failures = 0;
+    for (int reaped = 0; reaped < kChildren; ++reaped) {
+      int status = -1;
+      while (wait(&status) < 0 && errno == EINTR) {
+      }
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+    }
+    ignored = write(report.write_end(), &failures, sizeof failures);
+    _exit(ReadCommandByte(release.read_end()) == 'q' ? 0 : 1);
+  });
+  ProcessGuard parent_guard(parent);
+  report.CloseWrite();
+  release.CloseRead();
+  int ready = 0;
+  ASSERT_TRUE(ReadFully(report.read_end(), &ready, sizeof ready));
+  // Fresh forks are held provisionally until a scan finds them still unmatched; three more
+  // scans and they are all on the unmatched list.
+  Metrics now;
+  ASSERT_TRUE(exporter_.Scrape(&now));
+  const double scans = now.ValueOrZero(kScanCount);
+  ASSERT_TRUE(exporter_.WaitFor("three more scans",
+                                [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 3; }));
+  SendByte(release.write_end(), 'x');
+  int failures = -1;
+  ASSERT_TRUE(ReadFully(report.read_end(), &failures, sizeof failures, std::chrono::seconds(60)));
+  ASSERT_EQ(failures, 0) << "exec of " << program << " failed";
+
+  Metrics metrics;
+  if (records) {
+    ASSERT_TRUE(exporter_.WaitFor(
+        "every exec'd child counted in the set",
+        [&](const Metrics& m) {
+          return m.Sum(kExits, Set(set)) >= kChildren && m.Value(kProcesses, Set(set)) == 0;
+        },
+        nullptr, std::chrono::seconds(30)));
+    metrics = Settled();
+    EXPECT_EQ(metrics.Sum(kExits, Set(set)), kChildren) << LoadNote();
+    EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set, "exited", "0")), kChildren);
+    // Watched in time (a reap latency) or seen by the connector alone (a missed exit): never both.
+    EXPECT_EQ(metrics.ValueOrZero(kReapLatencyCount, Set(set)) + metrics.ValueOrZero(kMissed, Set(set)),
+              kChildren);
+  } else {
+    std::cout << "[ note     ] no taskstats exit records: exact count not asserted\n";
+    metrics = Settled();
+    EXPECT_LE(metrics.Sum(kExits, Set(set)), kChildren);
+  }
+  Report("unmatched_exec_counted", metrics.Sum(kExits, Set(set)));
+  Report("unmatched_exec_missed", metrics.ValueOrZero(kMissed, Set(set)));
   SendByte(release.write_end(), 'q');
   EXPECT_EQ(DescribeWaitStatus(parent_guard.Reap()), "exit 0");
 }
@@ -746,8 +868,10 @@ TEST(ConnectorFallbackTest, ConnectorUnavailableFallsBackToScanning) {
   ASSERT_TRUE(exporter.WaitFor(
       "the first scan", [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &metrics));
   EXPECT_EQ(metrics.Value(kFeature, {{"feature", "proc_connector"}}), 0);
+  EXPECT_EQ(metrics.Value(kFeature, {{"feature", "taskstats"}}), 0) << "exit records need the connector";
   const std::string log = exporter.Log();
   EXPECT_NE(log.find("Proc connector unavailable"), std::string::npos) << log;
+  EXPECT_NE(log.find("Taskstats exit records unavailable"), std::string::npos) << log;
 
   auto child = ChildProcess::Spawn({set, ""});
   ASSERT_TRUE(exporter.WaitFor("the worker watched by the scan",
@@ -771,6 +895,58 @@ TEST(ConnectorFallbackTest, ConnectorUnavailableFallsBackToScanning) {
                                   << strict.Log();
   EXPECT_EQ(DescribeWaitStatus(*status), "exit 1") << strict.Log();
   EXPECT_NE(strict.Log().find("proc connector is unavailable"), std::string::npos) << strict.Log();
+
+  NetnsExporter strict_records;
+  status = strict_records.RunUntilExit(MakeConfig(CommSet(set, set), "auto", "  taskstats: on\n"),
+                                       std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value()) << "taskstats: on without exit records must exit, not serve\n"
+                                  << strict_records.Log();
+  EXPECT_EQ(DescribeWaitStatus(*status), "exit 1") << strict_records.Log();
+  EXPECT_NE(strict_records.Log().find("taskstats exit records are unavailable"), std::string::npos)
+      << strict_records.Log();
+}
+
+// Exit records need CAP_NET_ADMIN (the kernel refuses the registration without it); the proc
+// connector does not (Linux 6.6+). Without the capability "auto" keeps the connector, says why
+// the records are missing (log and gauge) and still counts exits; "on" refuses to start.
+TEST(ConnectorFallbackTest, WithoutNetAdminExitRecordsAreMissingAndSaidSo) {
+  if (geteuid() != 0) GTEST_SKIP() << "dropping CAP_NET_ADMIN from a root exporter needs root";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "/usr/bin/setpriv (util-linux) is missing";
+  const std::vector<std::string> without_net_admin = {"/usr/bin/setpriv", "--inh-caps=-net_admin",
+                                                      "--bounding-set=-net_admin", "--"};
+  const std::string set = "cn_no_admin";
+  ExporterProcess exporter;
+  exporter.SetCommandPrefix(without_net_admin);
+  ASSERT_TRUE(exporter.Start(MakeConfig(CommSet(set, set), "auto")));
+  Metrics metrics;
+  ASSERT_TRUE(exporter.WaitFor(
+      "the first scan", [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &metrics));
+  if (metrics.Value(kFeature, {{"feature", "proc_connector"}}) != 1)
+    GTEST_SKIP() << "no proc connector without CAP_NET_ADMIN here (kernel < 6.6?)";
+  EXPECT_EQ(metrics.Value(kFeature, {{"feature", "taskstats"}}), 0);
+  const std::string log = exporter.Log();
+  EXPECT_NE(log.find("Taskstats exit records unavailable"), std::string::npos) << log;
+  EXPECT_NE(log.find("CAP_NET_ADMIN"), std::string::npos) << log;
+
+  auto child = ChildProcess::Spawn({set, ""});
+  ASSERT_TRUE(exporter.WaitFor("the worker watched",
+                               [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 1; }));
+  child->Exit(5);
+  ASSERT_TRUE(child->WaitUntilZombie());
+  EXPECT_EQ(DescribeWaitStatus(child->Reap()), "exit 5");
+  EXPECT_TRUE(exporter.WaitFor("its exit counted", [&](const Metrics& m) {
+    return m.ValueOrZero(kExits, Exit(set, "exited", "5")) == 1 && m.Value(kProcesses, Set(set)) == 0;
+  }));
+
+  TempDir directory;
+  const std::string config =
+      directory.WriteFile("strict.yml", MakeConfig(CommSet(set, set), "auto", "  taskstats: on\n"));
+  std::vector<std::string> argv = without_net_admin;
+  argv.insert(argv.end(), {ExporterBinary(), "--config.file=" + config, "--web.listen-address=127.0.0.1:0"});
+  const CommandResult strict = RunCommand(argv, "", std::chrono::seconds(10));
+  EXPECT_FALSE(strict.timed_out) << "taskstats: on without CAP_NET_ADMIN must exit, not serve";
+  EXPECT_EQ(DescribeWaitStatus(strict.status), "exit 1") << strict.output;
+  EXPECT_NE(strict.output.find("CAP_NET_ADMIN"), std::string::npos) << strict.output;
 }
 
 }  // namespace

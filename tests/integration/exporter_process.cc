@@ -245,6 +245,7 @@ testing::AssertionResult ExporterProcess::Start(const std::string& config_yaml,
   std::vector<std::string> argv = {ExporterBinary(), "--config.file=" + config_path_,
                                    "--web.listen-address=127.0.0.1:0"};
   argv.insert(argv.end(), extra_arguments.begin(), extra_arguments.end());
+  argv.insert(argv.begin(), command_prefix_.begin(), command_prefix_.end());
   // For debugging a failure by hand, e.g. PIDFD_IT_EXPORTER_ARGS=--log.level=debug.
   if (const char* more = std::getenv("PIDFD_IT_EXPORTER_ARGS")) {
     std::istringstream words(more);

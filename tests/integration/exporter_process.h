@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "http_client.h"
@@ -73,6 +74,10 @@ class ExporterProcess {
   testing::AssertionResult Start(const std::string& config_yaml,
                                  const std::vector<std::string>& extra_arguments = {});
 
+  // A command that runs the exporter, e.g. {"/usr/bin/setpriv", "--bounding-set=-net_admin", "--"}
+  // to take a capability away; it must exec the exporter in its own process. Before Start().
+  void SetCommandPrefix(std::vector<std::string> prefix) { command_prefix_ = std::move(prefix); }
+
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
   const std::string& config_path() const { return config_path_; }
@@ -113,6 +118,7 @@ class ExporterProcess {
 
   TempDir directory_;
   std::string config_path_;
+  std::vector<std::string> command_prefix_;
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int port_ = 0;

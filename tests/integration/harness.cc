@@ -21,10 +21,11 @@ std::string YamlQuote(std::string_view text) {
   return quoted + "\"";
 }
 
-std::string MakeConfig(std::string_view process_sets_yaml, std::string_view proc_connector) {
+std::string MakeConfig(std::string_view process_sets_yaml, std::string_view proc_connector,
+                       std::string_view more_discovery) {
   return "process_sets:\n" + std::string(process_sets_yaml) +
          "discovery:\n  scan_interval: " + std::to_string(kScanInterval.count()) +
-         "ms\n  proc_connector: " + std::string(proc_connector) + "\n";
+         "ms\n  proc_connector: " + std::string(proc_connector) + "\n" + std::string(more_discovery);
 }
 
 std::string CommSet(std::string_view set_name, std::string_view comm) {

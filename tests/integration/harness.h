@@ -19,7 +19,9 @@ inline constexpr std::chrono::milliseconds kScanInterval{100};
 
 // A full config: `process_sets_yaml` (list entries, indented by two spaces) plus a discovery
 // block with kScanInterval and the given proc_connector mode (off | auto | on).
-std::string MakeConfig(std::string_view process_sets_yaml, std::string_view proc_connector);
+// `more_discovery`: further lines of the discovery block, e.g. "  taskstats: off\n".
+std::string MakeConfig(std::string_view process_sets_yaml, std::string_view proc_connector,
+                       std::string_view more_discovery = {});
 
 // One fixed-name set entry matching processes whose comm is `comm`.
 std::string CommSet(std::string_view set_name, std::string_view comm);
