@@ -21,6 +21,7 @@
 #include "config.h"
 #include "proc_connector.h"
 #include "procfs.h"
+#include "taskstats.h"
 #if __has_include("web_config.h")
 #include "web_config.h"
 #define PIDFD_HAVE_WEB_CONFIG 1
@@ -123,6 +124,29 @@ void CheckConnectorInput(std::string_view input) {
   ParseConnectorMessages(data.first(data.size() / 2), nullptr, &truncated);
 }
 
+// The body of fuzz/fuzz_taskstats.cc, with its family id (that of the recorded seeds).
+constexpr uint16_t kTaskstatsFuzzFamilyId = 0x1f;
+// nlmsghdr + genlmsghdr + AGGR_PID header + PID attribute + STATS header + 136 bytes of stats.
+constexpr size_t kSmallestTaskstatsRecordBytes = 16 + 4 + 4 + 8 + 4 + 136;
+
+void CheckTaskstatsInput(std::string_view input) {
+  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  TaskstatsBatch batch;
+  ParseTaskstatsMessages(data, kTaskstatsFuzzFamilyId, &batch);
+  EXPECT_LE(batch.records.size() * kSmallestTaskstatsRecordBytes, data.size());
+  EXPECT_LE(batch.records.size() + batch.malformed, data.size() / 16 + 1);
+  for (const TaskExitRecord& record : batch.records) {
+    EXPECT_GT(record.pid, 0);
+    EXPECT_LE(record.comm.size(), 32u);
+    EXPECT_EQ(record.comm.find('\0'), std::string::npos);
+  }
+  TaskstatsBatch other;
+  ParseTaskstatsMessages(data, kTaskstatsFuzzFamilyId + 1, &other);
+  EXPECT_EQ(other.records.size() + other.malformed, batch.records.size() + batch.malformed);
+  TaskstatsBatch truncated;
+  ParseTaskstatsMessages(data.first(data.size() / 2), kTaskstatsFuzzFamilyId, &truncated);
+}
+
 TEST(FuzzRegression, ConfigCorpus) {
   const auto files = CorpusFiles("config");
   EXPECT_FALSE(files.empty()) << "no corpus under " << kCorpusRoot;
@@ -147,6 +171,15 @@ TEST(FuzzRegression, ConnectorCorpus) {
   for (const auto& file : files) {
     SCOPED_TRACE(file);
     CheckConnectorInput(ReadAll(file));
+  }
+}
+
+TEST(FuzzRegression, TaskstatsCorpus) {
+  const auto files = CorpusFiles("taskstats");
+  EXPECT_FALSE(files.empty());
+  for (const auto& file : files) {
+    SCOPED_TRACE(file);
+    CheckTaskstatsInput(ReadAll(file));
   }
 }
 
@@ -229,6 +262,26 @@ TEST(FuzzRegression, ConnectorSurvivesLengthsThatLie) {
     std::string buffer(64, '\0');
     std::memcpy(buffer.data(), &length, sizeof length);
     CheckConnectorInput(buffer);
+  }
+}
+
+TEST(FuzzRegression, TaskstatsSurvivesLengthsThatLie) {
+  // nlmsg_len smaller than the header, larger than the buffer, and zero; then an attribute
+  // length of zero, below its header and beyond the message inside a message of our family.
+  for (uint32_t length : {0u, 1u, 15u, 16u, 17u, 0xffffffffu}) {
+    std::string buffer(64, '\0');
+    std::memcpy(buffer.data(), &length, sizeof length);
+    CheckTaskstatsInput(buffer);
+  }
+  for (uint16_t attribute_length : {0, 1, 3, 4, 5, 44, 45, 0xffff}) {
+    std::string buffer(64, '\0');
+    const uint32_t message_length = 64;
+    std::memcpy(buffer.data(), &message_length, sizeof message_length);
+    std::memcpy(buffer.data() + 4, &kTaskstatsFuzzFamilyId, sizeof kTaskstatsFuzzFamilyId);
+    buffer[16] = 2;  // TASKSTATS_CMD_NEW
+    std::memcpy(buffer.data() + 20, &attribute_length, sizeof attribute_length);
+    buffer[22] = 4;  // TASKSTATS_TYPE_AGGR_PID
+    CheckTaskstatsInput(buffer);
   }
 }
 
