@@ -196,11 +196,23 @@ class Tracker {
   std::string InheritedComm(int parent_pid) const;
   void OnExecOrComm(int pid, const std::string* new_comm);
   void OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record);
+  // An exit event not yet paired with its exit record.
+  struct UnpairedExit {
+    int pid = 0;
+    int tgid = 0;
+    int parent_tgid = 0;
+    uint32_t exit_code = 0;
+  };
   // Exit records: read everything queued, keyed by task id in arrival order.
   void DrainExitRecords();
-  // The record of the exit `event` reports, removed from the queue: every task exit has one
-  // record, queued before its exit event. Null when none fits (lost to an overflow).
-  std::optional<TaskExitRecord> TakeExitRecord(const ProcEvent& event);
+  // Reads the queued records and pairs every noted exit event with its own (dropping both).
+  void PairExitRecords();
+  // The record of the exit `event` reports when the tracker needs it (an exec'd process whose
+  // new name is unknown); otherwise notes the event for later pairing and returns null.
+  std::optional<TaskExitRecord> RecordForExit(const ProcEvent& event);
+  // The record of `event`, removed from the queue: every task exit has one record, queued
+  // before its exit event. Null when none fits (lost to an overflow).
+  std::optional<TaskExitRecord> TakeExitRecord(const UnpairedExit& event);
   // The record of `process`'s exit before its exit event was handled (the pidfd woke first);
   // left queued for the event. Null when there is none.
   const TaskExitRecord* PeekExitRecord(const WatchedProcess& process);
@@ -232,6 +244,7 @@ class Tracker {
   // were lost stay behind: the whole table is dropped when it outgrows kMaxExitRecords.
   std::unordered_map<int, std::vector<TaskExitRecord>> exit_records_;
   size_t exit_record_count_ = 0;
+  std::vector<UnpairedExit> unpaired_exits_;  // exit events since the records were last read
   ScanState scan_;
   std::unordered_map<int, bool> parent_ignores_children_;   // by parent pid, until the next scan
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
