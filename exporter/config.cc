@@ -341,8 +341,10 @@ class ConfigParser : private YamlErrorCollector {
 
   void ParseDiscovery(const YAML::Node& /*key*/, const YAML::Node& value, Config& config) {
     if (!SectionIsMapping(value, "discovery")) return;
+    std::optional<YAML::Mark> taskstats_mark;
     ForEachEntry(value, "discovery", [&](const YAML::Node& key, const YAML::Node& entry) {
       const std::string path = Join("discovery", key.Scalar());
+      if (key.Scalar() == "taskstats") taskstats_mark = entry.Mark();
       if (key.Scalar() == "scan_interval") {
         auto text = String(key, entry, path);
         if (!text) return;
@@ -380,6 +382,11 @@ class ConfigParser : private YamlErrorCollector {
         UnknownKey(key, "discovery", "scan_interval, proc_connector, taskstats");
       }
     });
+    // Exit records are paired with the connector's exit events: without those they name nothing.
+    if (taskstats_mark && config.taskstats == DiscoveryMode::kOn &&
+        config.proc_connector == DiscoveryMode::kOff) {
+      Error(*taskstats_mark, "discovery.taskstats: on needs discovery.proc_connector (auto or on), got off");
+    }
   }
 
   void ParseLimits(const YAML::Node& /*key*/, const YAML::Node& value, Config& config) {

@@ -281,6 +281,8 @@ int Run(int argc, char** argv) {
     } else if (config.taskstats == DiscoveryMode::kOn) {
       LogError("taskstats: on, but taskstats exit records are unavailable", {{"err", taskstats_error}});
       return 1;
+    } else if (!features.proc_connector && config.proc_connector == DiscoveryMode::kOff) {
+      LogInfo("Taskstats exit records not used: discovery.proc_connector is off");
     } else {
       LogWarn(
           "Taskstats exit records unavailable; a program that execs and is reaped before its new name can be "
@@ -288,6 +290,16 @@ int Run(int argc, char** argv) {
           {{"err", taskstats_error}});
     }
   }
+  // Registered but inert: worth a line, since the kernel still builds a record per exit.
+  auto warn_if_records_cannot_name = [&] {
+    if (features.taskstats && !tracker->ExitRecordsCanName()) {
+      LogWarn(
+          "Taskstats exit records cannot name processes under this config: a matcher or set name needs more "
+          "than the process name (exe, cmdline, user, cgroup, or a name template such as the default "
+          "{{.ExeBase}}); exec'd programs that vanish at once count as unattributed");
+    }
+  };
+  warn_if_records_cannot_name();
   metrics.SetKernelFeatures(features);
 
   const DiscoveryMode running_connector_mode = config.proc_connector;
@@ -316,6 +328,7 @@ int Run(int argc, char** argv) {
           "restart");
     }
     tracker->ApplyConfig(*next.config);
+    warn_if_records_cannot_name();
     loop->RescheduleTimer(scan_timer_id, next.config->scan_interval);
     metrics.ConfigReloaded(true, UnixNow());
     LogInfo("Config reloaded", {{"file", config_path}});

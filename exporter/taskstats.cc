@@ -316,8 +316,11 @@ bool TaskstatsListener::Request(const std::vector<uint8_t>& request, uint32_t se
   // The kernel answers while send() runs; the deadline only guards against one that defers it.
   const int64_t deadline_ms = MonotonicNowMs() + kAcknowledgeTimeout.count();
   for (;;) {
+    sockaddr_nl sender{};
+    socklen_t sender_size = sizeof sender;
     const ssize_t received =
-        recv(socket_.get(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT);
+        recvfrom(socket_.get(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT | MSG_TRUNC,
+                 reinterpret_cast<sockaddr*>(&sender), &sender_size);
     if (received < 0) {
       if (errno == EINTR || errno == ENOBUFS) continue;  // lost records do not matter yet
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -334,6 +337,8 @@ bool TaskstatsListener::Request(const std::vector<uint8_t>& request, uint32_t se
       poll(&readable, 1, static_cast<int>(remaining_ms));
       continue;
     }
+    // Any local process may unicast to our port id; only the kernel (port 0) answers for it.
+    if (sender.nl_pid != 0 || static_cast<size_t>(received) > receive_buffer_.size()) continue;
     const std::span<const uint8_t> data(receive_buffer_.data(), static_cast<size_t>(received));
     size_t offset = 0;
     while (offset + kNetlinkHeaderSize <= data.size()) {

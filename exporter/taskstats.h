@@ -6,7 +6,7 @@
 // exec'd and was reaped before its new name could be read from /proc: /proc forgets a process at
 // the reap, the record cannot be overtaken by it.
 // Event-loop thread only: nothing here is synchronised. It never blocks (the socket is
-// non-blocking; Open() alone may wait up to kAcknowledgeTimeout for the kernel's replies) and never
+// non-blocking; Open() alone waits, up to kAcknowledgeTimeout per request, for the kernel) and never
 // decides what a record means for a process set (that is the tracker's job).
 // The parser is a pure function over bytes, so recorded datagrams can be replayed in tests.
 #pragma once
@@ -31,6 +31,7 @@ struct TaskExitRecord {
   uint32_t exit_code = 0;   // raw wait status, the same value as the connector's exit event
   bool group_dead = false;  // the last task of its process: the process ended with it
   std::string comm;         // the task's name at the exit, at most 15 bytes, any byte but NUL
+  int64_t received_monotonic_ns = 0;  // set by the reader (not the parser): for expiry
 };
 
 struct TaskstatsBatch {
@@ -60,6 +61,8 @@ std::vector<uint8_t> BuildGenericNetlinkRequest(uint16_t family_id, uint8_t comm
 // Where it works (measured on 6.18): the initial network namespace (the family exists only
 // there), the initial PID and user namespaces (elsewhere the kernel refuses the registration),
 // and only with CAP_NET_ADMIN (the registration is an admin command: EPERM without it).
+// Open() sends two requests (family lookup, registration) and may wait kAcknowledgeTimeout for
+// each.
 class TaskstatsListener {
  public:
   // One record is a ~600-byte datagram (~1.3 KiB of buffer accounting): 8 MiB holds ~6,000,

@@ -32,9 +32,11 @@ double ClockSeconds(clockid_t clock) {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-// Exit records waiting for their exit event. Each is handed out within a connector batch or two;
-// only records whose events were lost (connector overflow) stay, so this bounds their memory.
+// Exit records waiting for their exit event. A record is paired when its event has been received
+// and records are next read (kMaxUnpairedExits exits, a scan, or a record needed): records whose
+// events were lost are dropped after a connector overflow, at this age, or all at this count.
 constexpr size_t kMaxExitRecords = 16384;
+constexpr int64_t kExitRecordMaxAgeNs = 10'000'000'000;
 // Exit events noted before their records are read and paired with them: ~3 MiB of queued
 // records at most (a record takes ~1.3 KiB of the 8 MiB receive buffer).
 constexpr size_t kMaxUnpairedExits = 2048;
@@ -712,7 +714,9 @@ std::string Tracker::ParentLabel(int parent_pid) const {
     // open, read and close per exit otherwise, 7% of the exporter's CPU in a fork storm).
     if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
       const WatchedProcess& watched = processes_.at(parent->second);
-      if (watched.state == State::kRunning && !watched.identity_lost) return SanitizeLabelValue(watched.comm);
+      // A reaped parent's PID may already be another process's (its pidfd event is pending).
+      if (watched.state == State::kRunning && !watched.identity_lost && !watched.pidfd.IsReaped())
+        return SanitizeLabelValue(watched.comm);
     }
   }
   const std::string path = std::to_string(parent_pid) + "/comm";
@@ -807,8 +811,12 @@ void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
 
 void Tracker::AttachTaskstats(std::unique_ptr<TaskstatsListener> listener) {
   // Not on epoll: records matter only next to their exit events, so they are read when the
-  // connector wakes the loop (no second wake-up per exit on the host).
+  // connector's events ask for them (no second wake-up per exit on the host).
   taskstats_ = std::move(listener);
+}
+
+bool Tracker::ExitRecordsCanName() const {
+  return sets_->NeededAttributes() == 0;
 }
 
 void Tracker::DrainExitRecords() {
@@ -816,8 +824,10 @@ void Tracker::DrainExitRecords() {
     taskstats_batch_.Clear();
     std::string error;
     const TaskstatsListener::ReceiveStatus status = taskstats_->Receive(&taskstats_batch_, &error);
+    const int64_t now = MonotonicNanoseconds();
     for (TaskExitRecord& record : taskstats_batch_.records) {
       const int pid = record.pid;
+      record.received_monotonic_ns = now;
       exit_records_[pid].push_back(std::move(record));
       ++exit_record_count_;
     }
@@ -836,11 +846,27 @@ void Tracker::PairExitRecords() {
   DrainExitRecords();
   for (const UnpairedExit& exit : unpaired_exits_) TakeExitRecord(exit);
   unpaired_exits_.clear();
-  // What is left waits for exit events still queued on the connector, or lost with it.
+  // What is left waits for exit events still queued on the connector (a fraction of a second),
+  // or lost with it: an old leftover would be handed to the PID's next process.
   if (exit_record_count_ > kMaxExitRecords) {
-    exit_records_.clear();
-    exit_record_count_ = 0;
+    DropExitRecords();
+    return;
   }
+  const int64_t oldest_kept = MonotonicNanoseconds() - kExitRecordMaxAgeNs;
+  for (auto queue = exit_records_.begin(); queue != exit_records_.end();) {
+    std::vector<TaskExitRecord>& records = queue->second;
+    const auto fresh = std::find_if(
+        records.begin(), records.end(),
+        [oldest_kept](const TaskExitRecord& record) { return record.received_monotonic_ns >= oldest_kept; });
+    exit_record_count_ -= static_cast<size_t>(fresh - records.begin());
+    records.erase(records.begin(), fresh);
+    queue = records.empty() ? exit_records_.erase(queue) : std::next(queue);
+  }
+}
+
+void Tracker::DropExitRecords() {
+  exit_records_.clear();
+  exit_record_count_ = 0;
 }
 
 std::optional<TaskExitRecord> Tracker::RecordForExit(const ProcEvent& event) {
@@ -957,6 +983,12 @@ void Tracker::DrainConnector() {
       // Events were dropped: only a full /proc scan can tell what was missed.
       metrics_->CountError("connector_overflow");
       ScheduleRescan();
+      if (taskstats_) {
+        // The records of lost exit events would stay queued for the PIDs' next processes:
+        // pair what was received, then drop the rest.
+        PairExitRecords();
+        DropExitRecords();
+      }
     }
     if (status == ProcConnector::ReceiveStatus::kError) {
       metrics_->CountError("connector_receive");
@@ -1122,12 +1154,13 @@ void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
     const int parent_pid = known != unmatched_.end() ? known->second.parent_pid : 0;
     unmatched_.erase(pid);
     DiscoverPid(pid, /*provisional_allowed=*/false);
-    const bool records_name_it = taskstats_ && comm_only;
-    if (key_by_pid_.count(pid) || unmatched_.count(pid) || (!new_comm && !records_name_it)) return;
-    // Gone before its pidfd could be opened. Its exit event is queued behind this one; a ghost
-    // lets it count: under a rename's name, or under the name its exit record gives after an
-    // exec (where records cannot name it, an exec'd ghost would only add to the unattributed
-    // count, so none is made).
+    // A ghost holds a name alone: it can stand for a process only where the name is all the
+    // matchers need (and, after an exec, an exit record will give that name).
+    if (key_by_pid_.count(pid) || unmatched_.count(pid) || !comm_only || (!new_comm && !taskstats_)) return;
+    // Gone before its pidfd could be opened (or out of descriptors: then it lives on, and the
+    // ghost expires after the next scan, which watches it). Its exit event, queued behind this
+    // one when it is gone, counts it: under a rename's name, or under the name its exit record
+    // gives after an exec.
     Ghost ghost;
     ghost.parent_pid = parent_pid;
     ghost.created_scan = scan_number_;

@@ -61,6 +61,10 @@ class Tracker {
   // task as it died, so a process that exec'd and was reaped before its new name could be read
   // from /proc is still placed in its set, when every matcher looks at the name alone.
   void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
+  // Whether exit records can name a process under the current config: every matcher and set
+  // name must need the name alone (comm:, {{.Comm}}); exe, cmdline, user, cgroup and
+  // {{.ExeBase}} (the default name) need /proc.
+  bool ExitRecordsCanName() const;
   // Swaps in a new, already validated config at once: new matchers; every watched
   // process is matched again now (moving between sets, or no longer watched), the series
   // of sets the config no longer produces disappear, counters of the others are kept, and
@@ -113,7 +117,8 @@ class Tracker {
   // already): what is known of it, so that its exit event can still be counted.
   struct Ghost {
     int parent_pid = 0;
-    std::string comm;        // inherited from the parent at fork, or from a comm event
+    // Inherited from the parent at fork, or from a comm event; after an exec, from the exit record.
+    std::string comm;
     bool exec_seen = false;  // exec'd since: the comm above is no longer its name
     // A descendant of a children: true member: the parent's attributes, for the set's name.
     ProcessAttributes inherited_attributes;
@@ -205,8 +210,10 @@ class Tracker {
   };
   // Exit records: read everything queued, keyed by task id in arrival order.
   void DrainExitRecords();
-  // Reads the queued records and pairs every noted exit event with its own (dropping both).
+  // Reads the queued records and pairs every noted exit event with its own (dropping both);
+  // then drops leftovers older than kExitRecordMaxAgeNs.
   void PairExitRecords();
+  void DropExitRecords();
   // The record of the exit `event` reports when the tracker needs it (an exec'd process whose
   // new name is unknown); otherwise notes the event for later pairing and returns null.
   std::optional<TaskExitRecord> RecordForExit(const ProcEvent& event);
