@@ -158,12 +158,13 @@ wait_metric() {
 }
 
 # pidfd_exporter config with SETS fixed sets named PREFIX%04d matching that comm.
-write_sets_config() {  # FILE SETS PREFIX SCAN_INTERVAL CONNECTOR
+write_sets_config() {  # FILE SETS PREFIX SCAN_INTERVAL CONNECTOR [TASKSTATS]
   {
     echo "process_sets:"
     local i
     for ((i = 0; i < $2; i++)); do printf '  - name: %s%04d\n    comm: [%s%04d]\n' "$3" "$i" "$3" "$i"; done
-    printf 'discovery:\n  scan_interval: %s\n  proc_connector: %s\nlimits:\n  max_sets: %d\n' "$4" "$5" $(($2 + 10))
+    printf 'discovery:\n  scan_interval: %s\n  proc_connector: %s\n  taskstats: %s\nlimits:\n  max_sets: %d\n' \
+      "$4" "$5" "${6:-auto}" $(($2 + 10))
   } >"$1"
 }
 write_pe_config() {  # FILE SETS PREFIX

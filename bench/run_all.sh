@@ -29,6 +29,8 @@ run() {  # NAME SCRIPT: prints the table and keeps it in results/NAME.txt
 }
 SCRAPE_CSV=$OUT/scrape.csv run scrape scrape.sh
 run events events.sh
+MODE=exec run events_exec events.sh
+MODE=fork run events_fork events.sh
 run idle idle.sh
 MEMORY_CSV=$OUT/memory.csv run memory memory.sh
 run accuracy accuracy.sh

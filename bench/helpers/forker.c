@@ -1,6 +1,8 @@
-// forker WORKERS SECONDS [fork|vfork] [COMM]: the process-lifecycle load of scenario 2.
+// forker WORKERS SECONDS [fork|vfork|exec] [COMM]: the process-lifecycle load of scenario 2.
 // Each worker renames itself COMM (default "fstorm"; children inherit it) and loops
-// {vfork or fork; child _exit(0) at once; parent waitpid} for SECONDS. Prints
+// {vfork or fork; child _exit(0) at once; parent waitpid} for SECONDS. Mode exec: workers are
+// named "fworker" and each child execs $FORKER_EXEC (a symlink to /bin/true whose name is the
+// comm the child takes), so short-lived exec'd programs are the load. Prints
 // "forks=<total> seconds=<elapsed> rate=<per second>".
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -25,8 +27,15 @@ int main(int argc, char** argv) {
   }
   int workers = atoi(argv[1]);
   double seconds = atof(argv[2]);
-  int use_vfork = !(argc > 3 && strcmp(argv[3], "fork") == 0);
-  const char* comm = argc > 4 ? argv[4] : "fstorm";
+  const char* mode = argc > 3 ? argv[3] : "vfork";
+  int use_vfork = strcmp(mode, "vfork") == 0;
+  int use_exec = strcmp(mode, "exec") == 0;
+  const char* exec_path = getenv("FORKER_EXEC");
+  if (use_exec && !exec_path) {
+    fprintf(stderr, "forker: mode exec needs FORKER_EXEC (the program to exec)\n");
+    return 2;
+  }
+  const char* comm = use_exec ? "fworker" : argc > 4 ? argv[4] : "fstorm";
   long* counts = mmap(NULL, sizeof(long) * (size_t)workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   double start = now();
   double deadline = start + seconds;
@@ -37,7 +46,13 @@ int main(int argc, char** argv) {
       for (;;) {
         if ((n & 15) == 0 && now() >= deadline) break;
         pid_t pid = use_vfork ? vfork() : fork();
-        if (pid == 0) _exit(0);
+        if (pid == 0) {
+          if (use_exec) {
+            char* child_argv[] = {(char*)exec_path, NULL};
+            execv(exec_path, child_argv);
+          }
+          _exit(0);
+        }
         if (pid < 0) continue;
         waitpid(pid, NULL, 0);
         ++n;
