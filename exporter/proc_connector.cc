@@ -23,7 +23,7 @@ namespace {
 //   cn_msg    20 bytes: idx u32, val u32, seq u32, ack u32, len u16, flags u16
 //   proc_event (cn_msg.len bytes, 40 on every kernel):
 //             what u32, cpu u32, timestamp_ns u64, then the event_data union (24 bytes).
-constexpr size_t kNetlinkHeaderSize = 16;
+constexpr size_t kNetlinkHeaderSize = netlink::kMessageHeaderSize;
 constexpr size_t kConnectorHeaderSize = 20;
 constexpr size_t kProcEventHeaderSize = 16;
 
@@ -46,27 +46,11 @@ constexpr uint32_t kNoCpu = 0xFFFFFFFF;
 constexpr size_t kCommBytes = 16;
 // recvmmsg batch: one system call for up to 64 datagrams (one event each, 76 bytes) instead
 // of one per event; 1 KiB per slot leaves room for any connector message.
-constexpr size_t kDatagramsPerCall = 64;
 constexpr size_t kDatagramSlotBytes = 1024;
-constexpr size_t kReceiveBufferSize = kDatagramsPerCall * kDatagramSlotBytes;
 
-uint32_t ReadU32(std::span<const uint8_t> bytes, size_t offset) {
-  uint32_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
-
-uint16_t ReadU16(std::span<const uint8_t> bytes, size_t offset) {
-  uint16_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
-
-uint64_t ReadU64(std::span<const uint8_t> bytes, size_t offset) {
-  uint64_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
+using netlink::ReadU16;
+using netlink::ReadU32;
+using netlink::ReadU64;
 
 int ReadPid(std::span<const uint8_t> bytes, size_t offset) {
   return static_cast<int>(ReadU32(bytes, offset));
@@ -197,29 +181,12 @@ void ConnectorSequenceTracker::Reset() {
 
 void ParseConnectorMessages(std::span<const uint8_t> data, ConnectorSequenceTracker* tracker,
                             ConnectorBatch* out) {
-  size_t offset = 0;
-  while (offset < data.size()) {
-    const std::span<const uint8_t> rest = data.subspan(offset);
-    if (rest.size() < kNetlinkHeaderSize) {
-      ++out->malformed;
-      return;
-    }
-    const uint32_t message_length = ReadU32(rest, 0);
-    const uint16_t type = ReadU16(rest, 4);
-    // A length that does not fit leaves no trustworthy boundary for the next message.
-    if (message_length < kNetlinkHeaderSize || message_length > rest.size()) {
-      ++out->malformed;
-      return;
-    }
-    const std::span<const uint8_t> payload =
-        rest.subspan(kNetlinkHeaderSize, message_length - kNetlinkHeaderSize);
-    if (type == NLMSG_NOOP || type == NLMSG_ERROR) {
-      // Not sent by the connector; harmless.
-    } else if (type != NLMSG_DONE || !ParseConnectorMessage(payload, tracker, out)) {
-      ++out->malformed;
-    }
-    offset += NLMSG_ALIGN(message_length);
-  }
+  out->malformed += netlink::ForEachMessage(
+      data, [&](const netlink::MessageHeader& header, std::span<const uint8_t> payload) {
+        // NOOP and ERROR are not sent by the connector; harmless.
+        if (header.type == NLMSG_NOOP || header.type == NLMSG_ERROR) return true;
+        return header.type == NLMSG_DONE && ParseConnectorMessage(payload, tracker, out);
+      });
 }
 
 std::vector<uint8_t> BuildConnectorRequest(bool listen, uint32_t acknowledge) {
@@ -243,9 +210,7 @@ std::vector<uint8_t> BuildConnectorRequest(bool listen, uint32_t acknowledge) {
 }
 
 ProcConnector::ProcConnector(UniqueFd socket, size_t receive_buffer_bytes)
-    : socket_(std::move(socket)),
-      receive_buffer_bytes_(receive_buffer_bytes),
-      receive_buffer_(kReceiveBufferSize) {}
+    : socket_(std::move(socket)), receive_buffer_bytes_(receive_buffer_bytes), reader_(kDatagramSlotBytes) {}
 
 ProcConnector::~ProcConnector() {
   // Kernels before 6.6 keep one global listener count that every LISTEN raised; 6.6+ track
@@ -268,24 +233,9 @@ std::unique_ptr<ProcConnector> ProcConnector::Open(size_t receive_buffer_bytes, 
     return nullptr;
   }
 
-  if (receive_buffer_bytes > 0) {
-    // The kernel doubles the value it is given (room for its bookkeeping) and reports the
-    // doubled size; ask for half so that the reported size is the one requested.
-    const size_t half = receive_buffer_bytes / 2;
-    const int requested = half > 0x3FFFFFFF ? 0x3FFFFFFF : static_cast<int>(half);
-    // SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by net.core.rmem_max.
-    if (setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof requested) != 0 &&
-        setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &requested, sizeof requested) != 0) {
-      *error = ErrnoText("setsockopt(SO_RCVBUF)", errno);
-      return nullptr;
-    }
-  }
-  int effective = 0;
-  socklen_t effective_size = sizeof effective;
-  if (getsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &effective, &effective_size) != 0) {
-    *error = ErrnoText("getsockopt(SO_RCVBUF)", errno);
-    return nullptr;
-  }
+  const std::optional<size_t> effective =
+      netlink::SizeReceiveBuffer(socket.get(), receive_buffer_bytes, error);
+  if (!effective) return nullptr;
 
   sockaddr_nl address{};
   address.nl_family = AF_NETLINK;
@@ -300,8 +250,7 @@ std::unique_ptr<ProcConnector> ProcConnector::Open(size_t receive_buffer_bytes, 
     return nullptr;
   }
 
-  std::unique_ptr<ProcConnector> connector(
-      new ProcConnector(std::move(socket), static_cast<size_t>(effective)));
+  std::unique_ptr<ProcConnector> connector(new ProcConnector(std::move(socket), *effective));
   // The port id is unique among netlink sockets, so acknowledgements of other listeners'
   // requests (they are multicast to us too) cannot be mistaken for ours.
   connector->port_id_ = address.nl_pid;
@@ -398,54 +347,34 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
     ++datagrams;
   }
   bool overflowed = false;
-  mmsghdr messages[kDatagramsPerCall];
-  iovec vectors[kDatagramsPerCall];
-  sockaddr_nl senders[kDatagramsPerCall];
   while (datagrams < kMaxDatagramsPerReceive) {
-    for (size_t i = 0; i < kDatagramsPerCall; ++i) {
-      vectors[i].iov_base = receive_buffer_.data() + i * kDatagramSlotBytes;
-      vectors[i].iov_len = kDatagramSlotBytes;
-      senders[i] = sockaddr_nl{};
-      messages[i] = mmsghdr{};
-      messages[i].msg_hdr.msg_name = &senders[i];
-      messages[i].msg_hdr.msg_namelen = sizeof senders[i];
-      messages[i].msg_hdr.msg_iov = &vectors[i];
-      messages[i].msg_hdr.msg_iovlen = 1;
+    int received = 0;
+    int error_number = 0;
+    // While draining after an overflow the gap is known; tracking would only report it again.
+    ConnectorSequenceTracker* tracker = draining_after_overflow_ ? nullptr : &sequence_tracker_;
+    const netlink::DatagramReader::Status status = reader_.ReadOnce(
+        socket_.get(),
+        [&](std::span<const uint8_t> datagram) { ParseConnectorMessages(datagram, tracker, batch); },
+        &received, &batch->malformed, &error_number);
+    if (status == netlink::DatagramReader::Status::kWouldBlock) {
+      if (draining_after_overflow_) {
+        // Everything queued before the loss has been read: the next number from each CPU is
+        // a new baseline, not a second gap.
+        draining_after_overflow_ = false;
+        sequence_tracker_.Reset();
+      }
+      break;
     }
-    const int received = recvmmsg(socket_.get(), messages, kDatagramsPerCall, MSG_DONTWAIT, nullptr);
-    if (received < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (draining_after_overflow_) {
-          // Everything queued before the loss has been read: the next number from each CPU is
-          // a new baseline, not a second gap.
-          draining_after_overflow_ = false;
-          sequence_tracker_.Reset();
-        }
-        break;
-      }
-      if (errno == ENOBUFS) {
-        // Reported once, ahead of the messages still queued from before the loss. The kernel
-        // delivers nothing new until the queue is empty, so keep reading.
-        overflowed = true;
-        batch->lost = true;
-        draining_after_overflow_ = true;
-        continue;
-      }
-      if (error != nullptr) *error = ErrnoText("recv from the proc connector", errno);
+    if (status == netlink::DatagramReader::Status::kOverflow) {
+      // The kernel delivers nothing new until the queue is empty, so keep reading.
+      overflowed = true;
+      batch->lost = true;
+      draining_after_overflow_ = true;
+      continue;
+    }
+    if (status == netlink::DatagramReader::Status::kError) {
+      if (error != nullptr) *error = ErrnoText("recv from the proc connector", error_number);
       return ReceiveStatus::kError;
-    }
-    for (int i = 0; i < received; ++i) {
-      // Any local process may unicast to our port id; only the kernel (port 0) speaks for it.
-      if (senders[i].nl_pid != 0 || (messages[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-        ++batch->malformed;
-        continue;
-      }
-      // While draining after an overflow the gap is known; tracking would only report it again.
-      ParseConnectorMessages(
-          std::span<const uint8_t>(receive_buffer_.data() + static_cast<size_t>(i) * kDatagramSlotBytes,
-                                   messages[i].msg_len),
-          draining_after_overflow_ ? nullptr : &sequence_tracker_, batch);
     }
     datagrams += received;
   }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "netlink_socket.h"
 #include "unique_fd.h"
 
 namespace pidfd_exporter {
@@ -152,7 +153,7 @@ class ProcConnector {
   bool draining_after_overflow_ = false;  // ENOBUFS seen, queue not yet read empty
   ConnectorSequenceTracker sequence_tracker_;
   ConnectorBatch pending_;  // read during Subscribe(), handed out by the first Receive()
-  std::vector<uint8_t> receive_buffer_;
+  netlink::DatagramReader reader_;
 };
 
 }  // namespace pidfd_exporter

@@ -30,7 +30,7 @@ namespace {
 // struct taskstats only grows at its end (its version says how far); the fields read here are
 // at the same offsets in every version since 2.6.18, ac_tgid since version 12 (Linux 5.19; the
 // payload length tells whether it is there).
-constexpr size_t kNetlinkHeaderSize = 16;
+constexpr size_t kNetlinkHeaderSize = netlink::kMessageHeaderSize;
 constexpr size_t kGenericHeaderSize = 4;
 constexpr size_t kAttributeHeaderSize = 4;
 
@@ -60,20 +60,12 @@ constexpr uint8_t kFlagGroupDead = 0x20;    // AGROUP: the last task of its proc
 
 // recvmmsg batch: up to 64 records per system call. A record with the aggregate of a thread
 // group is ~1.2 KiB; 2 KiB per slot leaves room, and MSG_TRUNC reports anything larger.
-constexpr size_t kDatagramsPerCall = 64;
 constexpr size_t kDatagramSlotBytes = 2048;
+// Replies to our requests (the family description is a few hundred bytes).
+constexpr size_t kReplyBufferBytes = 8192;
 
-uint32_t ReadU32(std::span<const uint8_t> bytes, size_t offset) {
-  uint32_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
-
-uint16_t ReadU16(std::span<const uint8_t> bytes, size_t offset) {
-  uint16_t value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
+using netlink::ReadU16;
+using netlink::ReadU32;
 
 // Calls `visit(type, payload)` for each attribute in `data`; false when a length is malformed.
 template <typename Visit>
@@ -149,29 +141,12 @@ int64_t MonotonicNowMs() {
 }  // namespace
 
 void ParseTaskstatsMessages(std::span<const uint8_t> data, uint16_t family_id, TaskstatsBatch* out) {
-  size_t offset = 0;
-  while (offset < data.size()) {
-    const std::span<const uint8_t> rest = data.subspan(offset);
-    if (rest.size() < kNetlinkHeaderSize) {
-      ++out->malformed;
-      return;
-    }
-    const uint32_t message_length = ReadU32(rest, 0);
-    const uint16_t type = ReadU16(rest, 4);
-    // A length that does not fit leaves no trustworthy boundary for the next message.
-    if (message_length < kNetlinkHeaderSize || message_length > rest.size()) {
-      ++out->malformed;
-      return;
-    }
-    const std::span<const uint8_t> payload =
-        rest.subspan(kNetlinkHeaderSize, message_length - kNetlinkHeaderSize);
-    if (type == NLMSG_NOOP || type == NLMSG_ERROR || type == NLMSG_DONE) {
-      // Replies to our own requests; harmless.
-    } else if (type != family_id || family_id == 0 || !ParseRecordMessage(payload, out)) {
-      ++out->malformed;
-    }
-    offset += NLMSG_ALIGN(message_length);
-  }
+  out->malformed += netlink::ForEachMessage(
+      data, [&](const netlink::MessageHeader& header, std::span<const uint8_t> payload) {
+        // Replies to our own requests; harmless.
+        if (header.type == NLMSG_NOOP || header.type == NLMSG_ERROR || header.type == NLMSG_DONE) return true;
+        return header.type == family_id && family_id != 0 && ParseRecordMessage(payload, out);
+      });
 }
 
 std::vector<uint8_t> BuildGenericNetlinkRequest(uint16_t family_id, uint8_t command, uint16_t attribute_type,
@@ -199,9 +174,7 @@ std::vector<uint8_t> BuildGenericNetlinkRequest(uint16_t family_id, uint8_t comm
 }
 
 TaskstatsListener::TaskstatsListener(UniqueFd socket, size_t receive_buffer_bytes)
-    : socket_(std::move(socket)),
-      receive_buffer_bytes_(receive_buffer_bytes),
-      receive_buffer_(kDatagramsPerCall * kDatagramSlotBytes) {}
+    : socket_(std::move(socket)), receive_buffer_bytes_(receive_buffer_bytes), reader_(kDatagramSlotBytes) {}
 
 TaskstatsListener::~TaskstatsListener() {
   if (family_id_ == 0 || cpu_mask_.empty()) return;
@@ -220,22 +193,9 @@ std::unique_ptr<TaskstatsListener> TaskstatsListener::Open(size_t receive_buffer
     *error = ErrnoText("socket(AF_NETLINK, NETLINK_GENERIC)", errno);
     return nullptr;
   }
-  if (receive_buffer_bytes > 0) {
-    // As for the proc connector: the kernel doubles what it is given and reports the double.
-    const size_t half = receive_buffer_bytes / 2;
-    const int requested = half > 0x3FFFFFFF ? 0x3FFFFFFF : static_cast<int>(half);
-    if (setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUFFORCE, &requested, sizeof requested) != 0 &&
-        setsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &requested, sizeof requested) != 0) {
-      *error = ErrnoText("setsockopt(SO_RCVBUF)", errno);
-      return nullptr;
-    }
-  }
-  int effective = 0;
-  socklen_t effective_size = sizeof effective;
-  if (getsockopt(socket.get(), SOL_SOCKET, SO_RCVBUF, &effective, &effective_size) != 0) {
-    *error = ErrnoText("getsockopt(SO_RCVBUF)", errno);
-    return nullptr;
-  }
+  const std::optional<size_t> effective =
+      netlink::SizeReceiveBuffer(socket.get(), receive_buffer_bytes, error);
+  if (!effective) return nullptr;
   sockaddr_nl address{};
   address.nl_family = AF_NETLINK;  // nl_pid 0: the kernel picks our port id
   if (bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
@@ -243,8 +203,7 @@ std::unique_ptr<TaskstatsListener> TaskstatsListener::Open(size_t receive_buffer
     return nullptr;
   }
 
-  std::unique_ptr<TaskstatsListener> listener(
-      new TaskstatsListener(std::move(socket), static_cast<size_t>(effective)));
+  std::unique_ptr<TaskstatsListener> listener(new TaskstatsListener(std::move(socket), *effective));
 
   // The family's id is assigned at boot: ask the controller for it.
   uint32_t sequence = listener->next_sequence_++;
@@ -315,11 +274,12 @@ bool TaskstatsListener::Request(const std::vector<uint8_t>& request, uint32_t se
   }
   // The kernel answers while send() runs; the deadline only guards against one that defers it.
   const int64_t deadline_ms = MonotonicNowMs() + kAcknowledgeTimeout.count();
+  std::vector<uint8_t> reply_buffer(kReplyBufferBytes);
   for (;;) {
     sockaddr_nl sender{};
     socklen_t sender_size = sizeof sender;
     const ssize_t received =
-        recvfrom(socket_.get(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT | MSG_TRUNC,
+        recvfrom(socket_.get(), reply_buffer.data(), reply_buffer.size(), MSG_DONTWAIT | MSG_TRUNC,
                  reinterpret_cast<sockaddr*>(&sender), &sender_size);
     if (received < 0) {
       if (errno == EINTR || errno == ENOBUFS) continue;  // lost records do not matter yet
@@ -338,28 +298,25 @@ bool TaskstatsListener::Request(const std::vector<uint8_t>& request, uint32_t se
       continue;
     }
     // Any local process may unicast to our port id; only the kernel (port 0) answers for it.
-    if (sender.nl_pid != 0 || static_cast<size_t>(received) > receive_buffer_.size()) continue;
-    const std::span<const uint8_t> data(receive_buffer_.data(), static_cast<size_t>(received));
-    size_t offset = 0;
-    while (offset + kNetlinkHeaderSize <= data.size()) {
-      const uint32_t length = ReadU32(data, offset);
-      if (length < kNetlinkHeaderSize || length > data.size() - offset) break;
-      const uint16_t type = ReadU16(data, offset + 4);
-      const uint32_t message_sequence = ReadU32(data, offset + 8);
-      const std::span<const uint8_t> payload =
-          data.subspan(offset + kNetlinkHeaderSize, length - kNetlinkHeaderSize);
-      if (message_sequence == sequence && type == NLMSG_ERROR && payload.size() >= 4) {
-        // The acknowledgement ends the exchange: 0, or the negated errno of the refusal.
-        *kernel_error = -static_cast<int>(ReadU32(payload, 0));
-        return true;
-      }
-      if (message_sequence == sequence && type != NLMSG_ERROR && reply != nullptr) {
-        reply->assign(payload.begin(), payload.end());
-      } else if (family_id_ != 0 && type == family_id_) {
-        ParseTaskstatsMessages(data.subspan(offset, length), family_id_, &pending_);
-      }
-      offset += NLMSG_ALIGN(length);
-    }
+    if (sender.nl_pid != 0 || static_cast<size_t>(received) > reply_buffer.size()) continue;
+    const std::span<const uint8_t> data(reply_buffer.data(), static_cast<size_t>(received));
+    bool acknowledged = false;
+    netlink::ForEachMessage(
+        data, [&](const netlink::MessageHeader& header, std::span<const uint8_t> payload) {
+          if (acknowledged) return true;
+          if (header.sequence == sequence && header.type == NLMSG_ERROR && payload.size() >= 4) {
+            // The acknowledgement ends the exchange: 0, or the negated errno of the refusal.
+            *kernel_error = -static_cast<int>(ReadU32(payload, 0));
+            acknowledged = true;
+          } else if (header.sequence == sequence && header.type != NLMSG_ERROR && reply != nullptr) {
+            reply->assign(payload.begin(), payload.end());
+          } else if (family_id_ != 0 && header.type == family_id_) {
+            // A record that arrived while we waited: kept for the first Receive().
+            pending_.malformed += ParseRecordMessage(payload, &pending_) ? 0 : 1;
+          }
+          return true;
+        });
+    if (acknowledged) return true;
   }
 }
 
@@ -373,42 +330,21 @@ TaskstatsListener::ReceiveStatus TaskstatsListener::Receive(TaskstatsBatch* batc
     ++datagrams;
   }
   bool overflowed = false;
-  mmsghdr messages[kDatagramsPerCall];
-  iovec vectors[kDatagramsPerCall];
-  sockaddr_nl senders[kDatagramsPerCall];
   while (datagrams < kMaxDatagramsPerReceive) {
-    for (size_t i = 0; i < kDatagramsPerCall; ++i) {
-      vectors[i].iov_base = receive_buffer_.data() + i * kDatagramSlotBytes;
-      vectors[i].iov_len = kDatagramSlotBytes;
-      senders[i] = sockaddr_nl{};
-      messages[i] = mmsghdr{};
-      messages[i].msg_hdr.msg_name = &senders[i];
-      messages[i].msg_hdr.msg_namelen = sizeof senders[i];
-      messages[i].msg_hdr.msg_iov = &vectors[i];
-      messages[i].msg_hdr.msg_iovlen = 1;
+    int received = 0;
+    int error_number = 0;
+    const netlink::DatagramReader::Status status = reader_.ReadOnce(
+        socket_.get(),
+        [&](std::span<const uint8_t> datagram) { ParseTaskstatsMessages(datagram, family_id_, batch); },
+        &received, &batch->malformed, &error_number);
+    if (status == netlink::DatagramReader::Status::kWouldBlock) break;
+    if (status == netlink::DatagramReader::Status::kOverflow) {
+      overflowed = true;  // reported once; the older records are still queued
+      continue;
     }
-    const int received = recvmmsg(socket_.get(), messages, kDatagramsPerCall, MSG_DONTWAIT, nullptr);
-    if (received < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ENOBUFS) {
-        // Reported once, ahead of the records still queued from before the loss.
-        overflowed = true;
-        continue;
-      }
-      if (error != nullptr) *error = ErrnoText("recv from taskstats", errno);
+    if (status == netlink::DatagramReader::Status::kError) {
+      if (error != nullptr) *error = ErrnoText("recv from taskstats", error_number);
       return ReceiveStatus::kError;
-    }
-    for (int i = 0; i < received; ++i) {
-      // Any local process may unicast to our port id; only the kernel (port 0) sends records.
-      if (senders[i].nl_pid != 0 || (messages[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-        ++batch->malformed;
-        continue;
-      }
-      ParseTaskstatsMessages(
-          std::span<const uint8_t>(receive_buffer_.data() + static_cast<size_t>(i) * kDatagramSlotBytes,
-                                   messages[i].msg_len),
-          family_id_, batch);
     }
     datagrams += received;
   }

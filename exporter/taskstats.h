@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "netlink_socket.h"
 #include "unique_fd.h"
 
 namespace pidfd_exporter {
@@ -110,7 +111,7 @@ class TaskstatsListener {
   std::string cpu_mask_;  // the mask registered, deregistered on close
   uint32_t next_sequence_ = 1;
   TaskstatsBatch pending_;  // records read while Open() waited for a reply
-  std::vector<uint8_t> receive_buffer_;
+  netlink::DatagramReader reader_;
 };
 
 }  // namespace pidfd_exporter

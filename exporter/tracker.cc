@@ -33,13 +33,16 @@ double ClockSeconds(clockid_t clock) {
 }
 
 // Exit records waiting for their exit event. A record is paired when its event has been received
-// and records are next read (kMaxUnpairedExits exits, a scan, or a record needed): records whose
+// and records are next read (a few hundred exits, a scan, or a record needed): records whose
 // events were lost are dropped after a connector overflow, at this age, or all at this count.
 constexpr size_t kMaxExitRecords = 16384;
 constexpr int64_t kExitRecordMaxAgeNs = 10'000'000'000;
-// Exit events noted before their records are read and paired with them: ~3 MiB of queued
-// records at most (a record takes ~1.3 KiB of the 8 MiB receive buffer).
-constexpr size_t kMaxUnpairedExits = 2048;
+// Exit events noted before their records are read and paired with them. Pairing reads ~1.5 us
+// of records per exit: it runs once the connector's queue is empty (no fork waits behind it)
+// from kPairUnpairedExitsAt on, and at once from kMaxUnpairedExits (~5 MiB of queued records in
+// the 8 MiB receive buffer at ~1.3 KiB each), whatever waits.
+constexpr size_t kPairUnpairedExitsAt = 512;
+constexpr size_t kMaxUnpairedExits = 4096;
 
 bool IsGoneError(int error) {
   return error == ESRCH || error == ENOENT || error == EINVAL;
@@ -276,7 +279,7 @@ void Tracker::FinishScan() {
     for (uint64_t key : reaped) HandleReap(processes_.at(key), MonotonicNanoseconds(), false);
   }
 
-  // At a low exit rate the records would otherwise wait long for kMaxUnpairedExits.
+  // At a low exit rate the records would otherwise wait long for kPairUnpairedExitsAt.
   if (taskstats_) PairExitRecords();
   metrics_->ScanDuration(static_cast<double>(MonotonicNanoseconds() - started) / 1e9);
   metrics_->RefreshOpenFds();
@@ -995,7 +998,10 @@ void Tracker::DrainConnector() {
       LogWarn("Proc connector receive failed", {{"err", error}});
       break;
     }
-    if (status == ProcConnector::ReceiveStatus::kWouldBlock) break;
+    if (status == ProcConnector::ReceiveStatus::kWouldBlock) {
+      if (taskstats_ && unpaired_exits_.size() >= kPairUnpairedExitsAt) PairExitRecords();
+      break;
+    }
   }
   draining_connector_ = false;
 }

@@ -192,8 +192,10 @@ TEST(ConfigTest, DiscoveryModes) {
   EXPECT_THAT(Errors("process_sets: [{}]\ndiscovery:\n  taskstats: yes\n"),
               ElementsAre("t.yml:3:14: discovery.taskstats: expected auto, on or off, got \"yes\""));
   // Records are paired with the connector's exit events: "on" without the connector is a mistake.
-  EXPECT_THAT(Errors("process_sets: [{}]\ndiscovery:\n  taskstats: on\n  proc_connector: off\n"),
-              ElementsAre("t.yml:3:14: discovery.taskstats: on needs discovery.proc_connector (auto or on), got off"));
+  EXPECT_THAT(
+      Errors("process_sets: [{}]\ndiscovery:\n  taskstats: on\n  proc_connector: off\n"),
+      ElementsAre(
+          "t.yml:3:14: discovery.taskstats: on needs discovery.proc_connector (auto or on), got off"));
   EXPECT_EQ(Parsed("process_sets: [{}]\ndiscovery: {taskstats: auto, proc_connector: off}\n").taskstats,
             DiscoveryMode::kAuto);
 }

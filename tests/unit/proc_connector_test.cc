@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "read_until_closed.h"
+
 namespace pidfd_exporter {
 namespace {
 
@@ -540,13 +542,7 @@ std::optional<std::string> OpenErrorInNewNamespace(int unshare_flags) {
     _exit(0);
   }
   close(pipe_fds[1]);
-  std::string text;
-  char buffer[512];
-  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
+  const std::string text = ReadUntilClosed(pipe_fds[0]);
   close(pipe_fds[0]);
   int status = 0;
   waitpid(child, &status, 0);
