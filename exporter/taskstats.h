@@ -87,6 +87,8 @@ class TaskstatsListener {
 
   int fd() const { return socket_.get(); }
   size_t receive_buffer_bytes() const { return receive_buffer_bytes_; }
+  // The id this kernel gave the TASKSTATS family (assigned at boot): the type of its records.
+  uint16_t family_id() const { return family_id_; }
 
   enum class ReceiveStatus {
     kOk,          // at least one datagram was read (more may be queued)

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -406,6 +408,52 @@ TEST(TaskstatsListenerTest, RecordsAnExecdChildsNameAndExitCode) {
   EXPECT_EQ(record->tgid, child);
   EXPECT_EQ(record->parent_tgid, getpid());
   EXPECT_TRUE(record->group_dead);
+}
+
+// Any local process may unicast to the listener's netlink port: a record it forges must not be
+// taken for the kernel's.
+TEST(TaskstatsListenerTest, RecordsForgedByAnotherSocketAreRejected) {
+  if (geteuid() != 0) GTEST_SKIP() << "registering for taskstats needs root (CAP_NET_ADMIN)";
+  std::string error;
+  std::unique_ptr<TaskstatsListener> listener =
+      TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &error);
+  if (listener == nullptr) GTEST_SKIP() << "taskstats unavailable: " << error;
+  sockaddr_nl listener_address{};
+  socklen_t address_size = sizeof listener_address;
+  ASSERT_EQ(getsockname(listener->fd(), reinterpret_cast<sockaddr*>(&listener_address), &address_size), 0);
+
+  // The recorded exit of fixture_exec, retyped with this kernel's family id and given a PID no
+  // real task can have, so that only the forgery could produce it.
+  Bytes forged = ReadFixture("exec_exit3.bin");
+  const uint16_t family = listener->family_id();
+  std::memcpy(forged.data() + 4, &family, sizeof family);
+  constexpr uint32_t kForgedPid = 0x7ffffff0;  // above any pid_max
+  std::memcpy(forged.data() + kPidAttributeOffset + 4, &kForgedPid, sizeof kForgedPid);
+  TaskstatsBatch control;
+  ParseTaskstatsMessages(forged, family, &control);
+  ASSERT_EQ(control.records.size(), 1u) << "the forged bytes are a well-formed record";
+  ASSERT_EQ(control.records[0].pid, static_cast<int>(kForgedPid));
+
+  const int sender = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+  ASSERT_GE(sender, 0) << strerror(errno);
+  sockaddr_nl destination{};
+  destination.nl_family = AF_NETLINK;
+  destination.nl_pid = listener_address.nl_pid;
+  const ssize_t sent = sendto(sender, forged.data(), forged.size(), 0,
+                              reinterpret_cast<const sockaddr*>(&destination), sizeof destination);
+  const int send_errno = errno;
+  close(sender);
+  ASSERT_EQ(sent, static_cast<ssize_t>(forged.size())) << strerror(send_errno);
+
+  // Queued now: read everything there is (the host's real records too).
+  TaskstatsBatch batch;
+  for (;;) {
+    const TaskstatsListener::ReceiveStatus status = listener->Receive(&batch, &error);
+    ASSERT_NE(status, TaskstatsListener::ReceiveStatus::kError) << error;
+    if (status == TaskstatsListener::ReceiveStatus::kWouldBlock) break;
+  }
+  EXPECT_GE(batch.malformed, 1u) << "the forged datagram was not counted as rejected";
+  for (const TaskExitRecord& record : batch.records) EXPECT_NE(record.pid, static_cast<int>(kForgedPid));
 }
 
 // Drops CAP_NET_ADMIN from the calling process's effective, permitted and inheritable sets.
