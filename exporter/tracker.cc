@@ -232,7 +232,16 @@ void Tracker::ReconcileEntry(const ScanEntry& entry) {
     if (process.start_time_ticks != entry.stat.start_time_ticks) return;
     if (process.state != State::kRunning) return;
     if (process.comm != entry.stat.comm || process.config_generation != config_generation_) {
-      Rematch(process, entry.stat);
+      // The entry was read in pass 1, possibly before events handled since then renamed or
+      // exec'd the process (and moved it into a set): judge on a read made now, else a stale
+      // name would take it out of its set again and its exit would go uncounted.
+      const std::string path = std::to_string(entry.pid) + "/stat";
+      const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096);
+      const auto fresh = text ? ParseStat(*text) : std::nullopt;
+      if (fresh && fresh->start_time_ticks == process.start_time_ticks && !process.pidfd.IsReaped() &&
+          (process.comm != fresh->comm || process.config_generation != config_generation_)) {
+        Rematch(process, *fresh);
+      }
     }
     // A provisional pidfd is only needed across the fork → exec/rename window; one that
     // survived a whole scan interval unmatched goes back to the cheap unmatched list
@@ -462,6 +471,7 @@ Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, const ProcessStat& stat, Pr
   process.comm = stat.comm;
   process.attributes = std::move(attributes);
   process.discovered_scan = scan_number_;
+  process.adopted_monotonic_ns = MonotonicNanoseconds();
   process.config_generation = config_generation_;
   process.pidfd = std::move(pidfd);
   // EPOLLET: the first report is the exit (EPOLLIN), a later one with EPOLLHUP the reap;
@@ -1246,6 +1256,21 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
         process.connector_exit_ns < process.exit_monotonic_ns) {
       // The pidfd woke us first; the connector's in-kernel stamp is the true exit time.
       process.exit_monotonic_ns = process.connector_exit_ns;
+    }
+    if (process.member && process.state == State::kZombie && !process.exit_time_known &&
+        process.connector_exit_ns <= process.adopted_monotonic_ns) {
+      // A scan found it already a zombie (exit time unknown) while its exit event was still
+      // queued. An exit stamped before the adoption is this process's (its PID could not be
+      // reused while we held it as a zombie): the kernel's stamp is its exit time.
+      metrics_->ZombieRemoved(process.set_slot, process.parent_label, process.exit_unix_seconds);
+      BoardRemove(process);
+      const double ago = static_cast<double>(MonotonicNanoseconds() - process.connector_exit_ns) / 1e9;
+      process.exit_time_known = true;
+      process.exit_monotonic_ns = process.connector_exit_ns;
+      process.exit_boot_seconds = ClockSeconds(CLOCK_BOOTTIME) - ago;
+      process.exit_unix_seconds = ClockSeconds(CLOCK_REALTIME) - ago;
+      metrics_->ZombieAdded(process.set_slot, process.parent_label, process.exit_unix_seconds);
+      BoardAdd(process);
     }
     // It exec'd and its new name was gone before we could read it: the record has it.
     if (process.identity_lost && record) RecoverIdentity(process, *record);

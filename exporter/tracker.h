@@ -84,9 +84,10 @@ class Tracker {
     uint64_t key = 0;  // pidfs inode, or a counter on kernels without pidfs
     int pid = 0;
     Pidfd pidfd;
-    uint64_t start_time_ticks = 0;   // 0 until read (processes adopted from a fork event)
-    int64_t start_monotonic_ns = 0;  // the connector's fork timestamp, when adopted from one
-    std::string comm;                // raw bytes, as read
+    uint64_t start_time_ticks = 0;     // 0 until read (processes adopted from a fork event)
+    int64_t start_monotonic_ns = 0;    // the connector's fork timestamp, when adopted from one
+    int64_t adopted_monotonic_ns = 0;  // when its pidfd started being watched
+    std::string comm;                  // raw bytes, as read
     // A member counts in its set. A provisional process (member = false) was forked while
     // the connector watched and matched nothing yet: its pidfd is held until it execs or
     // renames into a set, exits, or the next scan finds it still unmatched.
