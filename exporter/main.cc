@@ -281,8 +281,9 @@ int Run(int argc, char** argv) {
     } else if (config.taskstats == DiscoveryMode::kOn) {
       LogError("taskstats: on, but taskstats exit records are unavailable", {{"err", taskstats_error}});
       return 1;
-    } else if (!features.proc_connector && config.proc_connector == DiscoveryMode::kOff) {
-      LogInfo("Taskstats exit records not used: discovery.proc_connector is off");
+    } else if (!features.proc_connector) {
+      // The connector's own line (off, or unavailable and why) says what is missing.
+      LogInfo("Taskstats exit records not used: they are read next to the proc connector's events");
     } else {
       LogWarn(
           "Taskstats exit records unavailable; a program that execs and is reaped before its new name can be "
