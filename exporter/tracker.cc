@@ -929,15 +929,15 @@ const TaskExitRecord* Tracker::PeekExitRecord(const WatchedProcess& process) {
   PairExitRecords();
   auto found = exit_records_.find(process.pid);
   if (found == exit_records_.end()) return nullptr;
+  std::optional<int> wait_status = process.connector_wait_status;
+  if (!wait_status && options_.features.exit_status) {
+    // Readable once the process is reaped (6.15+): the same raw status as the record's.
+    if (auto info = process.pidfd.GetInfo(Pidfd::kInfoExit); info && info->has_exit)
+      wait_status = info->exit_status;
+  }
   for (const TaskExitRecord& record : found->second) {
     // The process's own end: its leader's record (the record of a thread has another id).
     if (record.tgid != 0 && record.tgid != process.pid) continue;
-    std::optional<int> wait_status = process.connector_wait_status;
-    if (!wait_status && options_.features.exit_status) {
-      // Readable once the process is reaped (6.15+): the same raw status as the record's.
-      if (auto info = process.pidfd.GetInfo(Pidfd::kInfoExit); info && info->has_exit)
-        wait_status = info->exit_status;
-    }
     if (wait_status && static_cast<uint32_t>(*wait_status) != record.exit_code) continue;
     return &record;
   }
