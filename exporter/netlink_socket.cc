@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/netlink.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -26,6 +27,12 @@ std::optional<size_t> SizeReceiveBuffer(int socket, size_t bytes, std::string* e
     return std::nullopt;
   }
   return static_cast<size_t>(effective);
+}
+
+int64_t MonotonicNowMs() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
 int DatagramReader::Receive(int socket, int* error_number) {

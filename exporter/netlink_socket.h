@@ -65,6 +65,9 @@ size_t ForEachMessage(std::span<const uint8_t> data, Visit&& visit) {
   return malformed;
 }
 
+// CLOCK_MONOTONIC in milliseconds: the deadline of a request's acknowledgement.
+int64_t MonotonicNowMs();
+
 // Asks for `bytes` of receive buffer (SO_RCVBUFFORCE, which needs CAP_NET_ADMIN, else
 // SO_RCVBUF capped by net.core.rmem_max; 0 keeps the default) and returns the effective size as
 // getsockopt(SO_RCVBUF) reports it; nullopt with *error when a call fails.

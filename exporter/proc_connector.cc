@@ -153,11 +153,7 @@ bool ParseConnectorMessage(std::span<const uint8_t> payload, ConnectorSequenceTr
   return ParseProcEvent(payload.subspan(kConnectorHeaderSize, length), sequence, acknowledge, tracker, out);
 }
 
-int64_t MonotonicNowMs() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
-}
+using netlink::MonotonicNowMs;
 
 }  // namespace
 

@@ -132,11 +132,7 @@ std::string PossibleCpus() {
   return count > 1 ? "0-" + std::to_string(count - 1) : "0";
 }
 
-int64_t MonotonicNowMs() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
-}
+using netlink::MonotonicNowMs;
 
 }  // namespace
 

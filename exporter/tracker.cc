@@ -109,16 +109,8 @@ void Tracker::ApplyConfig(const Config& config) {
     WatchedProcess& process = processes_.at(key);
     // Set indexes of the old config mean nothing in the new one.
     process.joined_via_ancestor = false;
-    if (process.state == State::kRunning) {
-      // Re-read: the new matchers may need attributes the old ones did not.
-      const std::string path = std::to_string(process.pid) + "/stat";
-      auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096);
-      auto stat = text ? ParseStat(*text) : std::nullopt;
-      if (stat && stat->start_time_ticks == process.start_time_ticks) {
-        Rematch(process, *stat);
-        continue;
-      }
-    }
+    // Re-read: the new matchers may need attributes the old ones did not.
+    if (process.state == State::kRunning && Rematch(process)) continue;
     // A zombie (or a process gone mid-reload) is judged on what was last read of it.
     const bool was_zombie = process.state == State::kZombie && process.member;
     const size_t old_slot = process.set_slot;
@@ -231,18 +223,9 @@ void Tracker::ReconcileEntry(const ScanEntry& entry) {
     // pidfd reports its end, after which the newcomer is discovered.
     if (process.start_time_ticks != entry.stat.start_time_ticks) return;
     if (process.state != State::kRunning) return;
-    if (process.comm != entry.stat.comm || process.config_generation != config_generation_) {
-      // The entry was read in pass 1, possibly before events handled since then renamed or
-      // exec'd the process (and moved it into a set): judge on a read made now, else a stale
-      // name would take it out of its set again and its exit would go uncounted.
-      const std::string path = std::to_string(entry.pid) + "/stat";
-      const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096);
-      const auto fresh = text ? ParseStat(*text) : std::nullopt;
-      if (fresh && fresh->start_time_ticks == process.start_time_ticks && !process.pidfd.IsReaped() &&
-          (process.comm != fresh->comm || process.config_generation != config_generation_)) {
-        Rematch(process, *fresh);
-      }
-    }
+    // The entry only says that something changed: it was read in pass 1, possibly before
+    // events handled since renamed or exec'd the process into a set. Rematch reads it anew.
+    if (process.comm != entry.stat.comm || process.config_generation != config_generation_) Rematch(process);
     // A provisional pidfd is only needed across the fork → exec/rename window; one that
     // survived a whole scan interval unmatched goes back to the cheap unmatched list
     // (later renames still arrive as connector events).
@@ -569,21 +552,27 @@ void Tracker::Reconsider(WatchedProcess& process) {
   SetMembership(process, match, via_ancestor);
 }
 
-void Tracker::Rematch(WatchedProcess& process, const ProcessStat& stat) {
+bool Tracker::Rematch(WatchedProcess& process) {
   const std::string pid_name = std::to_string(process.pid);
   UniqueFd directory(openat(procfs_.get(), pid_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!directory) return;
+  if (!directory) return false;
+  const auto text = ReadFileAt(directory.get(), "stat", 4096);
+  const auto stat = text ? ParseStat(*text) : std::nullopt;
+  if (!stat || stat->start_time_ticks != process.start_time_ticks) return false;
   ProcessAttributes attributes;
-  if (!ReadAttributes(directory.get(), stat, &attributes)) return;
-  process.comm = stat.comm;
+  if (!ReadAttributes(directory.get(), *stat, &attributes)) return false;
+  // Read by PID: ours only if the pidfd was still not reaped afterwards.
+  if (process.pidfd.IsReaped()) return false;
+  process.comm = stat->comm;
   process.attributes = std::move(attributes);
   Reconsider(process);
   if (!process.member && !connector_) {
     // Without the connector nothing needs a provisional pidfd.
     const int pid = process.pid;
-    RememberUnmatched(pid, stat);
+    RememberUnmatched(pid, *stat);
     Forget(process.key);
   }
+  return true;
 }
 
 void Tracker::StopWatching(WatchedProcess& process) {
@@ -842,7 +831,6 @@ void Tracker::DrainExitRecords() {
       const int pid = record.pid;
       record.received_monotonic_ns = now;
       exit_records_[pid].push_back(std::move(record));
-      ++exit_record_count_;
     }
     // Lost records cost only names: their exits are still counted, as unattributed at worst.
     if (status == TaskstatsListener::ReceiveStatus::kOverflow) metrics_->CountError("taskstats_overflow");
@@ -861,25 +849,22 @@ void Tracker::PairExitRecords() {
   unpaired_exits_.clear();
   // What is left waits for exit events still queued on the connector (a fraction of a second),
   // or lost with it: an old leftover would be handed to the PID's next process.
-  if (exit_record_count_ > kMaxExitRecords) {
-    DropExitRecords();
-    return;
-  }
   const int64_t oldest_kept = MonotonicNanoseconds() - kExitRecordMaxAgeNs;
+  size_t kept = 0;
   for (auto queue = exit_records_.begin(); queue != exit_records_.end();) {
     std::vector<TaskExitRecord>& records = queue->second;
-    const auto fresh = std::find_if(
-        records.begin(), records.end(),
-        [oldest_kept](const TaskExitRecord& record) { return record.received_monotonic_ns >= oldest_kept; });
-    exit_record_count_ -= static_cast<size_t>(fresh - records.begin());
-    records.erase(records.begin(), fresh);
+    records.erase(records.begin(),
+                  std::find_if(records.begin(), records.end(), [oldest_kept](const auto& record) {
+                    return record.received_monotonic_ns >= oldest_kept;
+                  }));
+    kept += records.size();
     queue = records.empty() ? exit_records_.erase(queue) : std::next(queue);
   }
+  if (kept > kMaxExitRecords) DropExitRecords();
 }
 
 void Tracker::DropExitRecords() {
   exit_records_.clear();
-  exit_record_count_ = 0;
 }
 
 std::optional<TaskExitRecord> Tracker::RecordForExit(const ProcEvent& event) {
@@ -887,7 +872,7 @@ std::optional<TaskExitRecord> Tracker::RecordForExit(const ProcEvent& event) {
   // A record is needed only to name an exec'd process that vanished; every other exit event
   // is noted, and paired with its record later, in a batch, off the path of fresh forks.
   bool needed = false;
-  if (!event.IsThreadEvent() && sets_->NeededAttributes() == 0) {
+  if (!event.IsThreadEvent() && ExitRecordsCanName()) {
     if (auto watched = key_by_pid_.find(event.pid); watched != key_by_pid_.end()) {
       needed = processes_.at(watched->second).identity_lost;
     } else if (auto ghost = ghosts_.find(event.pid); ghost != ghosts_.end()) {
@@ -920,7 +905,6 @@ std::optional<TaskExitRecord> Tracker::TakeExitRecord(const UnpairedExit& event)
     if (fits) taken = record;
   }
   queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(used));
-  exit_record_count_ -= used;
   if (queue.empty()) exit_records_.erase(found);
   return taken;
 }
@@ -947,7 +931,7 @@ const TaskExitRecord* Tracker::PeekExitRecord(const WatchedProcess& process) {
 bool Tracker::RecoverIdentity(WatchedProcess& process, const TaskExitRecord& record) {
   // The record names the program; matchers that read more (exe, cmdline, user, cgroup) cannot
   // be answered from it.
-  if (sets_->NeededAttributes() != 0) return false;
+  if (!ExitRecordsCanName()) return false;
   // A zombie is counted under its set: move it with the process.
   const bool counted_zombie = process.state == State::kZombie && process.member;
   if (counted_zombie) {
@@ -1127,13 +1111,8 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
     const WatchedProcess& watched_parent = processes_.at(parent->second);
     if (watched_parent.member && watched_parent.set_has_children) {
-      ProcessAttributes attributes = watched_parent.attributes;
-      attributes.pid = child_pid;
-      attributes.parent_pid = parent_pid;
-      attributes.comm = ghost.comm;
-      ghost.inherited = MatchResult{watched_parent.set_index,
-                                    sets_->NameForDescendant(watched_parent.set_index, attributes), true};
-      ghost.inherited_attributes = std::move(attributes);
+      ghost.inherited_set_index = watched_parent.set_index;
+      ghost.inherited_attributes = watched_parent.attributes;
     }
   }
   ghosts_[child_pid] = std::move(ghost);
@@ -1280,7 +1259,7 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
   if (found == ghosts_.end()) return;
   Ghost ghost = std::move(found->second);
   ghosts_.erase(found);
-  if (ghost.exec_seen && record && sets_->NeededAttributes() == 0) {
+  if (ghost.exec_seen && record && ExitRecordsCanName()) {
     // The name it died with, after an exec whose new name nobody read.
     ghost.comm = record->comm;
     ghost.exec_seen = false;
@@ -1294,14 +1273,14 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
   attributes.parent_pid = ghost.parent_pid;
   attributes.comm = ghost.comm;
   std::optional<MatchResult> match = sets_->Match(attributes);
-  if (!match && ghost.inherited) {
+  if (!match && ghost.inherited_set_index) {
     // A descendant by lineage keeps its set, under the name it has now.
-    ProcessAttributes named = ghost.inherited_attributes;
+    ProcessAttributes named = std::move(ghost.inherited_attributes);
     named.pid = pid;
     named.parent_pid = ghost.parent_pid;
     named.comm = ghost.comm;
-    match = MatchResult{ghost.inherited->set_index,
-                        sets_->NameForDescendant(ghost.inherited->set_index, named), true};
+    match = MatchResult{*ghost.inherited_set_index,
+                        sets_->NameForDescendant(*ghost.inherited_set_index, named), true};
   }
   if (!match) return;
   // A member that ended before any pidfd could be opened: its exit counts (reason and

@@ -121,9 +121,10 @@ class Tracker {
     // Inherited from the parent at fork, or from a comm event; after an exec, from the exit record.
     std::string comm;
     bool exec_seen = false;  // exec'd since: the comm above is no longer its name
-    // A descendant of a children: true member: the parent's attributes, for the set's name.
+    // A descendant of a children: true member: that set, and the parent's attributes for the
+    // set's name (given at the exit, under the name the ghost has then).
+    std::optional<size_t> inherited_set_index;
     ProcessAttributes inherited_attributes;
-    std::optional<MatchResult> inherited;  // member of a children: true set by lineage
     uint64_t created_scan = 0;
   };
   struct UnmatchedProcess {
@@ -173,7 +174,10 @@ class Tracker {
   // moves the process between sets, promotes or demotes it.
   void Reconsider(WatchedProcess& process);
   void SetMembership(WatchedProcess& process, const std::optional<MatchResult>& match, bool via_ancestor);
-  void Rematch(WatchedProcess& process, const ProcessStat& stat);
+  // Reads the running process's stat and what the matchers need now (never a caller's older
+  // read: events may have renamed it since) and matches again; false when it is gone or
+  // unreadable (nothing changed then). May forget it (no connector, matched nothing).
+  bool Rematch(WatchedProcess& process);
   void StopWatching(WatchedProcess& process);
   void HandleExit(WatchedProcess& process, int64_t monotonic_ns, double boot_seconds, double unix_seconds);
   void HandleReparent(WatchedProcess& process);
@@ -249,9 +253,8 @@ class Tracker {
   std::unique_ptr<TaskstatsListener> taskstats_;
   TaskstatsBatch taskstats_batch_;
   // Records not yet matched to their exit event, by task id, oldest first. Records whose events
-  // were lost stay behind: the whole table is dropped when it outgrows kMaxExitRecords.
+  // were lost stay behind until PairExitRecords() expires them.
   std::unordered_map<int, std::vector<TaskExitRecord>> exit_records_;
-  size_t exit_record_count_ = 0;
   std::vector<UnpairedExit> unpaired_exits_;  // exit events since the records were last read
   ScanState scan_;
   std::unordered_map<int, bool> parent_ignores_children_;   // by parent pid, until the next scan
