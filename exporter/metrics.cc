@@ -265,7 +265,6 @@ void Metrics::RemoveSets(const std::set<std::string>& configured_origins, const 
     for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
     set.zombies_by_parent.clear();
     set.exits.clear();
-    set.zombie_exit_times.clear();
     set.oldest_zombie = nullptr;
     set.removed = true;
     slot_by_name_.erase(set.name);
@@ -290,8 +289,9 @@ void Metrics::ProcessLeft(size_t slot) {
   sets_[slot].processes->Decrement();
 }
 
-void Metrics::UpdateOldest(SetSeries& set) {
-  if (set.zombie_exit_times.empty()) {
+void Metrics::SetOldestZombie(size_t slot, std::optional<double> exit_unix_seconds) {
+  SetSeries& set = sets_[slot];
+  if (!exit_unix_seconds) {
     if (set.oldest_zombie) {
       oldest_zombie_family_.Remove(set.oldest_zombie);
       set.oldest_zombie = nullptr;
@@ -300,20 +300,18 @@ void Metrics::UpdateOldest(SetSeries& set) {
   }
   // Created with its value: a scrape between Add() and Set() would see a timestamp of 0.
   if (!set.oldest_zombie) {
-    set.oldest_zombie = &oldest_zombie_family_.Add({{"set", set.name}}, *set.zombie_exit_times.begin());
+    set.oldest_zombie = &oldest_zombie_family_.Add({{"set", set.name}}, *exit_unix_seconds);
   }
-  set.oldest_zombie->Set(*set.zombie_exit_times.begin());
+  set.oldest_zombie->Set(*exit_unix_seconds);
 }
 
-void Metrics::ZombieAdded(size_t slot, const std::string& parent_label, double exit_unix_seconds) {
+void Metrics::ZombieAdded(size_t slot, const std::string& parent_label) {
   SetSeries& set = sets_[slot];
   set.zombies->Increment();
   AddParentZombie(set, parent_label);
-  set.zombie_exit_times.insert(exit_unix_seconds);
-  UpdateOldest(set);
 }
 
-void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label, double exit_unix_seconds) {
+void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label) {
   SetSeries& set = sets_[slot];
   set.zombies->Decrement();
   if (auto parent = set.zombies_by_parent.find(parent_label); parent != set.zombies_by_parent.end()) {
@@ -324,10 +322,6 @@ void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label, double
       parent->second.gauge->Set(static_cast<double>(parent->second.count));
     }
   }
-  if (auto time = set.zombie_exit_times.find(exit_unix_seconds); time != set.zombie_exit_times.end()) {
-    set.zombie_exit_times.erase(time);
-  }
-  UpdateOldest(set);
 }
 
 void Metrics::ZombieParentChanged(size_t slot, const std::string& old_parent_label,

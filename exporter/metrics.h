@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -67,8 +68,12 @@ class Metrics {
 
   void ProcessJoined(size_t slot);
   void ProcessLeft(size_t slot);
-  void ZombieAdded(size_t slot, const std::string& parent_label, double exit_unix_seconds);
-  void ZombieRemoved(size_t slot, const std::string& parent_label, double exit_unix_seconds);
+  // Zombie gauges: written by ExitAccounting only (exporter/exit_accounting.h), which owns
+  // which zombies exist and when each exited.
+  void ZombieAdded(size_t slot, const std::string& parent_label);
+  void ZombieRemoved(size_t slot, const std::string& parent_label);
+  // The set's oldest current zombie's exit time; nullopt removes the series (no zombies).
+  void SetOldestZombie(size_t slot, std::optional<double> exit_unix_seconds);
   void ZombieParentChanged(size_t slot, const std::string& old_parent_label,
                            const std::string& new_parent_label);
   void ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds);
@@ -98,7 +103,6 @@ class Metrics {
     prometheus::Gauge* zombies = nullptr;
     prometheus::Counter* missed_exits = nullptr;
     prometheus::Gauge* oldest_zombie = nullptr;  // present only while the set has zombies
-    std::multiset<double> zombie_exit_times;
     struct ParentSeries {
       prometheus::Gauge* gauge = nullptr;
       int64_t count = 0;
@@ -112,7 +116,6 @@ class Metrics {
     std::atomic<uint64_t> recent_count[kRecentMinutes] = {};
   };
   SetSeries& CreateSet(const std::string& sanitized_name, const std::string& origin);
-  void UpdateOldest(SetSeries& set);
   void AddParentZombie(SetSeries& set, const std::string& parent_label);
 
   std::shared_ptr<prometheus::Registry> registry_;

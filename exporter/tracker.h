@@ -1,18 +1,20 @@
-// Tracker: the process table and every state change of a watched process:
-// discovered (/proc scan, or the proc connector's fork/exec/comm events) → matched to a
-// set → pidfd opened and verified → watched → exited (zombie) → reaped; and the safety net
-// for exits seen only by the connector. It turns those changes into metric updates and keeps the
-// board of current zombies for the status page. Everything runs on the event-loop thread
-// except Zombies() and FirstScanDone(), which HTTP threads may call. It never blocks:
-// /proc reads are small files, and a process that vanishes mid-read is simply dropped
-// ("PIDs can vanish between getting the list and getting stats").
+// Tracker: the table of watched processes and the routing of what happens to them. Scan
+// results (tracker_scan.cc), connector events (tracker_connector.cc) and pidfd readiness
+// (tracker.cc) arrive here and are handed to the units that decide:
+//   ProcessReader   — what /proc says about a PID, confirmed against its pidfd;
+//   SetAssigner     — which set a process belongs to (an optional Membership);
+//   ExitRecordBook  — taskstats exit records waiting for their exit events;
+//   ExitAccounting  — the only writer of exits, reap latency, lifetime and zombies.
+// The tracker itself writes only membership (pidfd_processes, starts) and the watched count.
+// A process's life: discovered → assigned → pidfd opened and confirmed → watched → exited
+// (zombie) → reaped (docs/architecture.md). Everything runs on the event-loop thread except
+// Zombies() and FirstScanDone(), which HTTP threads may call. It never blocks: /proc reads are
+// small files, and a process that vanishes mid-read is simply dropped.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -20,14 +22,15 @@
 
 #include "config.h"
 #include "event_loop.h"
+#include "exit_accounting.h"
+#include "exit_record_book.h"
 #include "metrics.h"
 #include "pidfd.h"
 #include "proc_connector.h"
-#include "process_set.h"
-#include "procfs.h"
+#include "process_reader.h"
+#include "set_assigner.h"
 #include "status_page.h"
 #include "taskstats.h"
-#include "unique_fd.h"
 
 namespace pidfd_exporter {
 
@@ -59,60 +62,52 @@ class Tracker {
   void DrainConnector();
   // Takes the registered taskstats listener (after AttachConnector): each exit record names the
   // task as it died, so a process that exec'd and was reaped before its new name could be read
-  // from /proc is still placed in its set, when every matcher looks at the name alone.
+  // is still placed in its set, when every matcher looks at the name alone.
   void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
-  // Whether exit records can name a process under the current config: every matcher and set
-  // name must need the name alone (comm:, {{.Comm}}); exe, cmdline, user, cgroup and
-  // {{.ExeBase}} (the default name) need /proc.
-  bool ExitRecordsCanName() const;
-  // Swaps in a new, already validated config at once: new matchers; every watched
-  // process is matched again now (moving between sets, or no longer watched), the series
-  // of sets the config no longer produces disappear, counters of the others are kept, and
-  // processes that matched nothing are looked at again by a scan scheduled at once.
+  // Whether exit records can name a process under the current config (SetAssigner::NameAlonePlaces).
+  bool ExitRecordsCanName() const { return assigner_.NameAlonePlaces(); }
+  // Swaps in a new, already validated config at once: every watched process is assigned
+  // again (moving between sets, or no longer watched; lineage kept while its set exists),
+  // the series of sets the config no longer produces disappear, counters of the others are
+  // kept, and processes that matched nothing are looked at again by a scan scheduled at once.
   void ApplyConfig(const Config& config);
 
   // --- any thread ---
   bool FirstScanDone() const { return first_scan_done_.load(std::memory_order_acquire); }
   // The current zombies, oldest first.
-  std::vector<StatusZombie> Zombies() const;
+  std::vector<StatusZombie> Zombies() const { return accounting_.Zombies(); }
 
  private:
-  Tracker(EventLoop* loop, Metrics* metrics, const Config& config, TrackerOptions options, UniqueFd procfs);
-
-  enum class State { kRunning, kZombie };
+  // The connector's exit event of a watched process.
+  struct ConnectorExit {
+    int64_t timestamp_ns = 0;  // in-kernel CLOCK_MONOTONIC stamp
+    uint32_t wait_status = 0;
+    int parent_pid = 0;  // 0: the kernel had released it already (auto-reaping parent)
+  };
+  struct Zombie {
+    ExitStamp exit;
+    std::optional<uint32_t> proc_wait_status;  // /proc stat field 52, read while a zombie
+  };
+  struct Member {
+    Membership membership;
+    size_t slot = 0;  // its set's Metrics slot
+  };
   struct WatchedProcess {
     uint64_t key = 0;  // pidfs inode, or a counter on kernels without pidfs
-    int pid = 0;
     Pidfd pidfd;
-    uint64_t start_time_ticks = 0;     // 0 until read (processes adopted from a fork event)
-    int64_t start_monotonic_ns = 0;    // the connector's fork timestamp, when adopted from one
-    int64_t adopted_monotonic_ns = 0;  // when its pidfd started being watched
-    std::string comm;                  // raw bytes, as read
-    // A member counts in its set. A provisional process (member = false) was forked while
-    // the connector watched and matched nothing yet: its pidfd is held until it execs or
-    // renames into a set, exits, or the next scan finds it still unmatched.
-    bool member = true;
-    ProcessAttributes attributes;  // the latest read (provisional processes re-match on it)
-    bool identity_lost = false;    // exec'd, and gone before the new name could be read
-    bool fresh_fork = false;       // being adopted at its own fork event (has no children yet)
+    // The latest read: pid, parent (the zombie's current parent once it exited), start time
+    // (0 until read, for processes adopted at a fork event) and comm, plus what matchers need.
+    ProcessAttributes attributes;
+    std::optional<int64_t> fork_monotonic_ns;  // the connector's fork stamp, when adopted at it
+    int64_t adopted_monotonic_ns = 0;
     uint64_t discovered_scan = 0;
-    size_t set_slot = 0;   // Metrics slot (members only)
-    size_t set_index = 0;  // index into the config's process_sets
-    bool set_has_children = false;
-    bool joined_via_ancestor = false;
     uint64_t config_generation = 0;
-    State state = State::kRunning;
-    bool exit_time_known = false;
-    int64_t exit_monotonic_ns = 0;
-    double exit_boot_seconds = 0;
-    double exit_unix_seconds = 0;   // exit time, or first sight for zombies found as zombies
-    int64_t connector_exit_ns = 0;  // the connector's in-kernel exit timestamp, 0 when not seen
-    std::optional<int> connector_wait_status;
-    int connector_parent_pid = 0;  // the parent named by the connector's exit event
-    bool reaped_at_exit = false;   // the exit event named no parent: released at exit
-    int parent_pid = 0;
-    std::string parent_label;        // sanitized comm of the parent
-    std::optional<int> wait_status;  // from /proc/PID/stat field 52 while a zombie
+    // nullopt: provisional. It was forked while the connector watched and matched nothing yet:
+    // its pidfd is held until it execs or renames into a set, exits, or a scan finds it unmatched.
+    std::optional<Member> member;
+    bool name_unknown = false;  // exec'd, and gone before its new name could be read
+    std::optional<ConnectorExit> connector_exit;
+    std::optional<Zombie> zombie;  // nullopt while it runs
   };
   // A process the connector reported whose pidfd could not be opened in time (reaped
   // already): what is known of it, so that its exit event can still be counted.
@@ -121,9 +116,9 @@ class Tracker {
     // Inherited from the parent at fork, or from a comm event; after an exec, from the exit record.
     std::string comm;
     bool exec_seen = false;  // exec'd since: the comm above is no longer its name
-    // A descendant of a children: true member: that set, and the parent's attributes for the
-    // set's name (given at the exit, under the name the ghost has then).
-    std::optional<size_t> inherited_set_index;
+    // The lineage its parent hands down, and the parent's attributes (the set's name is
+    // rendered at the exit, under the name the ghost has then).
+    std::optional<Lineage> lineage;
     ProcessAttributes inherited_attributes;
     uint64_t created_scan = 0;
   };
@@ -152,120 +147,115 @@ class Tracker {
     std::unordered_map<int, int> parent_of;
     size_t next_entry = 0;
   };
+
+  Tracker(EventLoop* loop, Metrics* metrics, const Config& config, TrackerOptions options,
+          std::unique_ptr<ProcessReader> reader);
+
+  // --- tracker_scan.cc ---
   void ScanStep();
   void ReconcileEntry(const ScanEntry& entry);
+  void ReconcileWatched(WatchedProcess& process, const ScanEntry& entry);
   void FinishScan();
+  void CheckZombiesForReaps();
+  // Scan path: reads what the matchers need, assigns, then opens and confirms the pidfd.
+  void Discover(const ScanEntry& entry);
+  void RememberUnmatched(int pid, const ProcessStat& stat);
+  void ScheduleRescan();
 
-  // Scan path: reads what the matchers need through a pinned /proc directory, matches,
-  // opens and verifies the pidfd, and starts watching. `ancestors` maps pid → parent pid
-  // for this scan (for children: true).
-  void Discover(const ScanEntry& entry, const std::unordered_map<int, int>& ancestors);
-  // Connector path: pidfd first, then /proc, trusted while the pidfd is not reaped.
-  // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
-  void DiscoverPid(int pid, bool provisional_allowed);
-  // Starts watching: epoll registration, metrics, zombie-at-first-sight handling.
-  WatchedProcess* Adopt(Pidfd pidfd, const ProcessStat& stat, ProcessAttributes attributes,
-                        const std::optional<MatchResult>& match, bool via_ancestor, bool zombie_exit_unknown,
-                        bool fresh_fork = false);
-  std::optional<MatchResult> MatchAncestors(int parent_pid, const std::unordered_map<int, int>& ancestors,
-                                            const ProcessAttributes& attributes) const;
-  bool ReadAttributes(int directory_fd, const ProcessStat& stat, ProcessAttributes* attributes);
-  // Matches again after a change (scan saw a new comm, exec or comm event, reload) and
-  // moves the process between sets, promotes or demotes it.
-  void Reconsider(WatchedProcess& process);
-  void SetMembership(WatchedProcess& process, const std::optional<MatchResult>& match, bool via_ancestor);
-  // Reads the running process's stat and what the matchers need now (never a caller's older
-  // read: events may have renamed it since) and matches again; false when it is gone or
-  // unreadable (nothing changed then). May forget it (no connector, matched nothing).
-  bool Rematch(WatchedProcess& process);
-  void StopWatching(WatchedProcess& process);
-  void HandleExit(WatchedProcess& process, int64_t monotonic_ns, double boot_seconds, double unix_seconds);
+  // --- tracker.cc: the table ---
+  // Opens a pidfd, counting failures other than "gone". Invalid on failure.
+  Pidfd OpenPidfd(int pid);
+  // Starts watching a confirmed process: epoll registration, membership. Null when it is
+  // watched already or cannot be registered.
+  // `fresh_fork`: adopted at its own fork event, so it has no children yet.
+  WatchedProcess* Adopt(Pidfd pidfd, ProcessAttributes attributes,
+                        const std::optional<Membership>& membership, bool fresh_fork);
+  // Adopted as a zombie whose exit we never saw (a scan found it so).
+  void AdoptedAsZombie(WatchedProcess& process, const ProcessStat& stat);
+  // The lineage handed down by the nearest watched member among the ancestors from
+  // `parent_pid` up. `ancestors` maps pid → parent for PIDs not watched (the scan's parent
+  // map; empty elsewhere).
+  std::optional<Lineage> LineageOf(int parent_pid, const std::unordered_map<int, int>& ancestors) const;
+  // Assigns again after a change (exec, rename, reload, exit record) and moves the process
+  // between sets, promotes or demotes it.
+  void Reassign(WatchedProcess& process);
+  // The one place membership changes: metrics join/leave, a zombie moves with it, and a new
+  // children: true member takes in its provisional children (unless it can have none yet).
+  void SetMembership(WatchedProcess& process, std::optional<Membership> membership,
+                     bool may_have_children = true);
+  void JoinDescendantsOf(const WatchedProcess& process);
+  // Reads the running process anew (never a caller's older read: events may have renamed it
+  // since) and assigns again; false when it is gone or unreadable (nothing changed then).
+  bool Reread(WatchedProcess& process);
+  void Forget(uint64_t key);
+  void PublishWatchedCount();
+
+  // --- tracker.cc: exits and reaps ---
+  void HandleExit(WatchedProcess& process, int64_t monotonic_ns);
   void HandleReparent(WatchedProcess& process);
   void HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together);
+  // Exit then reap of a process whose pidfd reported both (or that we settle at once).
+  void HandleExitAndReap(WatchedProcess& process, int64_t monotonic_ns);
   // A provisional process exited: promote it if its last known identity matches; false
   // when it was dropped (forgotten or unattributed).
   bool ResolveProvisionalExit(WatchedProcess& process);
-  void Forget(uint64_t key);
-  // Parent pid and (when needed) the zombie's wait status, read while it is a zombie.
+  // The zombie's current parent (6.13+: from the pidfd) and, when /proc is its only source,
+  // its wait status. `known_stat`: a stat the caller read and confirmed.
   void ReadZombieDetails(WatchedProcess& process, const ProcessStat* known_stat);
+  void PublishZombie(const WatchedProcess& process);
+  std::optional<uint32_t> WaitStatus(const WatchedProcess& process) const;
   std::string ParentLabel(int parent_pid) const;
-  bool ParentIgnoresChildren(const WatchedProcess& process);
-  std::string RawComm(int pid) const;
-  const std::string& Username(uint32_t uid);
-  void BoardAdd(const WatchedProcess& process);
-  void BoardRemove(const WatchedProcess& process);
-  void PublishWatchedCount();
-  void ScheduleRescan();
-  // Connector events.
-  // `record`: the exit record of an exit event's task, when taskstats delivered it.
-  void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);
-  void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
-  // Remembers a process that matched nothing (no pidfd held): cheap to look at again.
-  void RememberUnmatched(int pid, const ProcessStat& stat);
-  // The comm a fresh fork inherits: its parent's, from our tables or /proc.
-  std::string InheritedComm(int parent_pid) const;
-  void OnExecOrComm(int pid, const std::string* new_comm);
-  void OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record);
-  // An exit event not yet paired with its exit record.
-  struct UnpairedExit {
-    int pid = 0;
-    int tgid = 0;
-    int parent_tgid = 0;
-    uint32_t exit_code = 0;
-  };
-  // Exit records: read everything queued, keyed by task id in arrival order.
-  void DrainExitRecords();
-  // Reads the queued records and pairs every noted exit event with its own (dropping both);
-  // then drops leftovers older than kExitRecordMaxAgeNs.
-  void PairExitRecords();
-  void DropExitRecords();
-  // The record of the exit `event` reports when the tracker needs it (an exec'd process whose
-  // new name is unknown); otherwise notes the event for later pairing and returns null.
-  std::optional<TaskExitRecord> RecordForExit(const ProcEvent& event);
-  // The record of `event`, removed from the queue: every task exit has one record, queued
-  // before its exit event. Null when none fits (lost to an overflow).
-  std::optional<TaskExitRecord> TakeExitRecord(const UnpairedExit& event);
-  // The record of `process`'s exit before its exit event was handled (the pidfd woke first);
-  // left queued for the event. Null when there is none.
-  const TaskExitRecord* PeekExitRecord(const WatchedProcess& process);
   // An exec'd process whose new name could not be read: the name from its exit record places
   // it (comm-only matchers: the name is all they need). False when the record cannot help.
   bool RecoverIdentity(WatchedProcess& process, const TaskExitRecord& record);
+  // The exit record of `process`, when records are kept and its name is unknown.
+  const TaskExitRecord* PeekExitRecord(const WatchedProcess& process);
+
+  // --- tracker_connector.cc ---
+  void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);
+  void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
+  // Adopts a fresh fork from the event alone (comm-only matchers, PIDFD_GET_INFO).
+  void AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
+                          uint64_t timestamp_ns);
+  // Connector path: pidfd first, then /proc, confirmed while the pidfd is not reaped.
+  // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
+  void DiscoverPid(int pid, bool provisional_allowed);
+  void RememberGhost(int child_pid, int parent_pid, std::string comm);
+  // The comm a fresh fork inherits (its parent's, from our tables or /proc); nullopt when the
+  // fork is a kernel thread (ProcessReader::NameForkedFrom).
+  std::optional<std::string> ForkedComm(int parent_pid);
+  void OnExecOrComm(int pid, const std::string* new_comm);
+  void OnUnwatchedExecOrComm(int pid, const std::string* new_comm);
+  void OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record);
+  void NoteConnectorExit(WatchedProcess& process, const ProcEvent& event);
+  void OnGhostExit(int pid, const ProcEvent& event, const TaskExitRecord* record);
+  // The record of an exit event when the tracker needs it now (an exec'd process whose new
+  // name is unknown); otherwise the event is noted for later pairing and this returns null.
+  std::optional<TaskExitRecord> RecordForExit(const ProcEvent& event);
   // A PID is about to be reused: the process we still hold under it must be reaped.
   bool SettleStale(int pid);
+
+  static int64_t MonotonicNanoseconds();
 
   EventLoop* loop_;
   Metrics* metrics_;
   TrackerOptions options_;
-  UniqueFd procfs_;
-  std::unique_ptr<ProcessSets> sets_;
-  std::vector<std::string> set_templates_;  // name template of each config entry (a set's origin)
-  uint64_t config_generation_ = 1;
-  uint64_t pidfile_generation_ = 1;
-  uint64_t scan_number_ = 0;
-  uint64_t lineage_generation_ = 1;
-  uint64_t next_synthetic_key_ = 1;
+  std::unique_ptr<ProcessReader> reader_;
+  SetAssigner assigner_;
+  ExitAccounting accounting_;
   std::unique_ptr<ProcConnector> connector_;
   ConnectorBatch connector_batch_;
   bool draining_connector_ = false;
+  std::unique_ptr<ExitRecordBook> exit_records_;  // with taskstats only
+  uint64_t scan_number_ = 0;
+  uint64_t next_synthetic_key_ = 1;
   bool rescan_pending_ = false;
-  std::unordered_map<int, Ghost> ghosts_;
-  std::unique_ptr<TaskstatsListener> taskstats_;
-  TaskstatsBatch taskstats_batch_;
-  // Records not yet matched to their exit event, by task id, oldest first. Records whose events
-  // were lost stay behind until PairExitRecords() expires them.
-  std::unordered_map<int, std::vector<TaskExitRecord>> exit_records_;
-  std::vector<UnpairedExit> unpaired_exits_;  // exit events since the records were last read
   ScanState scan_;
-  std::unordered_map<int, bool> parent_ignores_children_;   // by parent pid, until the next scan
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
   std::unordered_map<int, uint64_t> key_by_pid_;
   std::unordered_map<int, UnmatchedProcess> unmatched_;
-  std::unordered_map<uint32_t, std::string> usernames_;
+  std::unordered_map<int, Ghost> ghosts_;
   std::atomic<bool> first_scan_done_{false};
-
-  mutable std::mutex board_mutex_;
-  std::map<uint64_t, StatusZombie> board_;  // by key; guarded by board_mutex_
 };
 
 }  // namespace pidfd_exporter

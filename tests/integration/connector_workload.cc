@@ -66,6 +66,24 @@ void WriteAll(int fd, const char* text) {
 
 }  // namespace
 
+char ReadCommandByte(int fd) {
+  char byte = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(99);
+  return byte;
+}
+
+void SendByte(int fd, char byte) {
+  ssize_t n;
+  do {
+    n = write(fd, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  ASSERT_EQ(n, 1) << strerror(errno);
+}
+
 pid_t ForkZeroLifetime(const char* comm, int code) {
   pid_t pid = fork();
   if (pid < 0) {

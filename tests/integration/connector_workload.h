@@ -6,10 +6,15 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -26,6 +31,31 @@ namespace integration {
 // Forks a child that names itself `comm` (prctl) and calls _exit(code) at once. Aborts the test
 // binary if fork fails.
 pid_t ForkZeroLifetime(const char* comm, int code);
+
+// Reads one byte (a command) in a forked child; a closed pipe (the test gave up) ends it.
+char ReadCommandByte(int fd);
+
+// Writes one command byte to a forked child (a gtest assertion on failure).
+void SendByte(int fd, char byte);
+
+// Forks a child that runs `body` (async-signal-safe; must not return) with a parent-death
+// signal, so a failing test leaves nothing behind.
+template <typename Body>
+pid_t ForkChild(Body body) {
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::abort();
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(97);
+    body();
+    _exit(98);
+  }
+  return pid;
+}
 
 // waitpid(pid) (retrying on EINTR); returns the raw wait status, -1 on error.
 int WaitPid(pid_t pid);

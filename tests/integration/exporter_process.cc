@@ -132,6 +132,9 @@ std::string PidfdSeries(const std::string& body) {
 }  // namespace
 
 std::string ExporterBinary() {
+  // PIDFD_IT_EXPORTER_BINARY runs the same tests against another build (an older revision
+  // side by side, a sanitizer build).
+  if (const char* other = std::getenv("PIDFD_IT_EXPORTER_BINARY"); other && *other) return other;
   return PIDFD_EXPORTER_BINARY;
 }
 

@@ -3,12 +3,15 @@
 // sets disappear, watched processes are matched again, and a broken file is refused with its
 // file:line:col errors while the old config keeps running.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <fstream>
 #include <string>
 
+#include "connector_workload.h"
 #include "harness.h"
+#include "skip_policy.h"
 
 namespace integration {
 namespace {
@@ -126,6 +129,149 @@ TEST(ReloadTest, SighupReloadsAndRefusesABrokenFile) {
   const auto stopped = exporter.Stop();
   ASSERT_TRUE(stopped.has_value());
   EXPECT_TRUE(WIFEXITED(stopped->status) && WEXITSTATUS(stopped->status) == 0);
+}
+
+// The connector mode of the lineage tests below: "auto", or "on" in CI, where the machine has
+// the connector and a quiet fallback to the scan alone would hide a failure.
+std::string LineageMode() {
+  return test_policy::InCi() ? "on" : "auto";
+}
+
+std::string ChildrenSet(const std::string& name, const std::string& comm) {
+  return "  - name: " + name + "\n    comm: [" + comm + "]\n    children: true\n";
+}
+
+// The sum of a metric over every set: what a set the config never named would show up in.
+double SumOverAllSets(const Metrics& metrics, std::string_view name) {
+  return metrics.Sum(name);
+}
+
+// A parent in a children: true set forks four children that rename themselves out of the
+// comm matcher (members through lineage only). A reload to a config with one unrelated set
+// must leave them in no set at all: their exits are counted nowhere, and no set appears that
+// no config names (the bug: the stale set index of the parent put them in a set "unknown").
+TEST(ReloadTest, DroppingAChildrenSetLeavesItsDescendantsInNoSet) {
+  ExporterProcess exporter;
+  ASSERT_TRUE(exporter.Start(MakeConfig(ChildrenSet("rl_lineage", "rl_lpar"), LineageMode())));
+  constexpr int kChildren = 4;
+  Pipe release;  // closed by the test: the children exit 3, the parent reaps them and exits 0
+  const int release_fd = release.read_end();
+  const int release_write_fd = release.write_end();
+  pid_t parent = ForkChild([&] {
+    close(release_write_fd);  // EOF must reach the children once the test closes its end
+    SetComm("rl_lpar");
+    for (int i = 0; i < kChildren; ++i) {
+      if (fork() == 0) {
+        SetComm("rl_lkid");
+        char byte;
+        while (read(release_fd, &byte, 1) < 0 && errno == EINTR) {
+        }
+        _exit(3);
+      }
+    }
+    while (wait(nullptr) > 0 || errno == EINTR) {
+    }
+    char byte;
+    while (read(release_fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  });
+  ProcessGuard guard(parent);
+  release.CloseRead();
+  ASSERT_TRUE(exporter.WaitFor("the parent and its four children in the set", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set("rl_lineage")) == kChildren + 1;
+  }));
+
+  Rewrite(exporter.config_path(), MakeConfig(CommSet("rl_unrelated", "rl_unrelated"), LineageMode()));
+  const HttpResponse reloaded = Post(exporter, "/-/reload");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+  release.CloseWrite();
+  ASSERT_EQ(DescribeWaitStatus(guard.Reap()), "exit 0");
+
+  // Settled: a scan after the exits has run, so anything counted is in the scrape.
+  Metrics before;
+  ASSERT_TRUE(exporter.Scrape(&before));
+  const double scans = before.ValueOrZero("pidfd_exporter_scan_duration_seconds_count");
+  Metrics after;
+  ASSERT_TRUE(exporter.WaitFor(
+      "two scans after the exits",
+      [&](const Metrics& m) {
+        return m.ValueOrZero("pidfd_exporter_scan_duration_seconds_count") >= scans + 2;
+      },
+      &after));
+  EXPECT_EQ(SumOverAllSets(after, kExits), 0) << "exits of processes that belong to no set were counted";
+  EXPECT_EQ(SumOverAllSets(after, kProcesses), 0);
+  EXPECT_EQ(after.Find(kProcesses).size(), after.Find(kProcesses, Set("rl_unrelated")).size())
+      << "a set the config does not name";
+  EXPECT_TRUE(after.Find(kProcesses, Set("rl_lineage")).empty());
+}
+
+// The classic daemon double fork: a launcher in a children: true set forks the daemon and
+// exits; the daemon, re-parented (here to the test, a child subreaper), is a member through
+// lineage alone. A reload with an unchanged config must keep it: its exit (code 3) counts.
+TEST(ReloadTest, ReloadKeepsAnOrphanedDescendantInItsSet) {
+  for (const std::string& mode : {std::string("off"), LineageMode()}) {
+    SCOPED_TRACE("proc_connector: " + mode);
+    ExporterProcess exporter;
+    const std::string config = MakeConfig(ChildrenSet("rl_daemons", "rl_launch"), mode);
+    ASSERT_TRUE(exporter.Start(config));
+    ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    Pipe daemon_pid, stop;
+    const int pid_fd = daemon_pid.write_end();
+    const int stop_fd = stop.read_end();
+    Pipe go;  // the launcher exits only once the exporter watches both
+    const int go_fd = go.read_end();
+    const int unused[] = {daemon_pid.read_end(), stop.write_end(), go.write_end()};
+    pid_t launcher = ForkChild([&] {
+      for (int fd : unused) close(fd);  // EOF must reach them once the test closes its ends
+      SetComm("rl_launch");
+      pid_t daemon = fork();
+      if (daemon == 0) {
+        SetComm("rl_daemond");
+        char byte;
+        while (read(stop_fd, &byte, 1) < 0 && errno == EINTR) {
+        }
+        _exit(3);
+      }
+      ssize_t ignored = write(pid_fd, &daemon, sizeof daemon);
+      (void)ignored;
+      char byte;
+      while (read(go_fd, &byte, 1) < 0 && errno == EINTR) {
+      }
+      _exit(0);
+    });
+    ProcessGuard launcher_guard(launcher);
+    daemon_pid.CloseWrite();
+    stop.CloseRead();
+    go.CloseRead();
+    pid_t daemon = -1;
+    ASSERT_TRUE(ReadFully(daemon_pid.read_end(), &daemon, sizeof daemon));
+    ProcessGuard daemon_guard(daemon);
+    ASSERT_TRUE(exporter.WaitFor("launcher and daemon in the set", [](const Metrics& m) {
+      return m.Value(kProcesses, Set("rl_daemons")) == 2;
+    }));
+    go.CloseWrite();
+    ASSERT_EQ(DescribeWaitStatus(launcher_guard.Reap()), "exit 0");
+    ASSERT_TRUE(
+        exporter.WaitFor("the launcher's exit counted, the daemon still in the set", [](const Metrics& m) {
+          return m.ValueOrZero(kExits, Exit("rl_daemons", 0)) == 1 &&
+                 m.Value(kProcesses, Set("rl_daemons")) == 1;
+        }));
+
+    Rewrite(exporter.config_path(), config);  // unchanged
+    const HttpResponse reloaded = Post(exporter, "/-/reload");
+    ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+    Metrics after_reload;
+    ASSERT_TRUE(exporter.Scrape(&after_reload));
+    EXPECT_EQ(after_reload.Value(kProcesses, Set("rl_daemons")), 1) << "the reload dropped the daemon";
+
+    stop.CloseWrite();
+    ASSERT_EQ(DescribeWaitStatus(daemon_guard.Reap()), "exit 3");
+    EXPECT_TRUE(exporter.WaitFor("the daemon's exit counted in its set", [](const Metrics& m) {
+      return m.ValueOrZero(kExits, Exit("rl_daemons", 3)) == 1 && m.Value(kProcesses, Set("rl_daemons")) == 0;
+    }));
+    ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "read_until_closed.h"
+#include "skip_policy.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -429,7 +430,7 @@ TEST(ProcConnectorLiveTest, ReportsForkCommAndExitOfAChild) {
   std::string error;
   std::unique_ptr<ProcConnector> connector =
       ProcConnector::Open(ProcConnector::kDefaultReceiveBufferBytes, &error);
-  if (connector == nullptr) GTEST_SKIP() << "proc connector unavailable: " << error;
+  if (connector == nullptr) SKIP_UNLESS_CI("proc connector unavailable: " << error);
   EXPECT_GE(connector->fd(), 0);
   if (ForcingReceiveBufferIsPermitted()) {
     EXPECT_EQ(connector->receive_buffer_bytes(), ProcConnector::kDefaultReceiveBufferBytes);
@@ -480,7 +481,7 @@ TEST(ProcConnectorLiveTest, OverflowIsReportedAndTheSocketKeepsWorking) {
   std::string error;
   // The smallest buffer the kernel allows holds a handful of events.
   std::unique_ptr<ProcConnector> connector = ProcConnector::Open(1, &error);
-  if (connector == nullptr) GTEST_SKIP() << "proc connector unavailable: " << error;
+  if (connector == nullptr) SKIP_UNLESS_CI("proc connector unavailable: " << error);
 
   // 50 forks and exits, unread, overflow any buffer of a few events.
   for (int i = 0; i < 50; ++i) {
@@ -552,18 +553,18 @@ std::optional<std::string> OpenErrorInNewNamespace(int unshare_flags) {
 
 TEST(ProcConnectorLiveTest, OpenFailsInANewNetworkNamespace) {
   std::string error;
-  if (ProcConnector::Open(0, &error) == nullptr) GTEST_SKIP() << "proc connector unavailable: " << error;
+  if (ProcConnector::Open(0, &error) == nullptr) SKIP_UNLESS_CI("proc connector unavailable: " << error);
   const std::optional<std::string> error_there = OpenErrorInNewNamespace(CLONE_NEWNET);
-  if (!error_there) GTEST_SKIP() << "cannot create a network namespace here";
+  if (!error_there) SKIP_UNLESS_CI("cannot create a network namespace here");
   EXPECT_NE(error_there->find("connection refused: not in the initial network namespace"), std::string::npos)
       << *error_there;
 }
 
 TEST(ProcConnectorLiveTest, OpenFailsInANewPidNamespace) {
   std::string error;
-  if (ProcConnector::Open(0, &error) == nullptr) GTEST_SKIP() << "proc connector unavailable: " << error;
+  if (ProcConnector::Open(0, &error) == nullptr) SKIP_UNLESS_CI("proc connector unavailable: " << error);
   const std::optional<std::string> error_there = OpenErrorInNewNamespace(CLONE_NEWPID);
-  if (!error_there) GTEST_SKIP() << "cannot create a PID namespace here";
+  if (!error_there) SKIP_UNLESS_CI("cannot create a PID namespace here");
   EXPECT_NE(error_there->find("not in the initial PID and user namespaces"), std::string::npos)
       << *error_there;
 }

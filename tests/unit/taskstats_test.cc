@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "read_until_closed.h"
+#include "skip_policy.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -381,11 +382,11 @@ class ScopedSymlink {
 };
 
 TEST(TaskstatsListenerTest, RecordsAnExecdChildsNameAndExitCode) {
-  if (geteuid() != 0) GTEST_SKIP() << "registering for taskstats needs root (CAP_NET_ADMIN)";
+  if (geteuid() != 0) SKIP_UNLESS_CI("registering for taskstats needs root (CAP_NET_ADMIN)");
   std::string error;
   std::unique_ptr<TaskstatsListener> listener =
       TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &error);
-  if (listener == nullptr) GTEST_SKIP() << "taskstats unavailable: " << error;
+  if (listener == nullptr) SKIP_UNLESS_CI("taskstats unavailable: " << error);
   EXPECT_GE(listener->fd(), 0);
   EXPECT_GT(listener->receive_buffer_bytes(), 0u);
 
@@ -413,11 +414,11 @@ TEST(TaskstatsListenerTest, RecordsAnExecdChildsNameAndExitCode) {
 // Any local process may unicast to the listener's netlink port: a record it forges must not be
 // taken for the kernel's.
 TEST(TaskstatsListenerTest, RecordsForgedByAnotherSocketAreRejected) {
-  if (geteuid() != 0) GTEST_SKIP() << "registering for taskstats needs root (CAP_NET_ADMIN)";
+  if (geteuid() != 0) SKIP_UNLESS_CI("registering for taskstats needs root (CAP_NET_ADMIN)");
   std::string error;
   std::unique_ptr<TaskstatsListener> listener =
       TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &error);
-  if (listener == nullptr) GTEST_SKIP() << "taskstats unavailable: " << error;
+  if (listener == nullptr) SKIP_UNLESS_CI("taskstats unavailable: " << error);
   sockaddr_nl listener_address{};
   socklen_t address_size = sizeof listener_address;
   ASSERT_EQ(getsockname(listener->fd(), reinterpret_cast<sockaddr*>(&listener_address), &address_size), 0);
@@ -473,7 +474,7 @@ bool DropNetAdmin() {
 
 TEST(TaskstatsListenerTest, OpenWithoutCapNetAdminNamesTheCapability) {
   std::string error;
-  if (TaskstatsListener::Open(0, &error) == nullptr) GTEST_SKIP() << "taskstats unavailable: " << error;
+  if (TaskstatsListener::Open(0, &error) == nullptr) SKIP_UNLESS_CI("taskstats unavailable: " << error);
   // Registration works here; a child that lost only CAP_NET_ADMIN reports Open()'s refusal.
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);

@@ -1,0 +1,342 @@
+// The connector path of the Tracker (tracker.h): forks, execs, renames and exits as the proc
+// connector reports them, and the taskstats exit records that name exec'd processes that
+// vanished (docs/architecture.md, "Proc connector" and "Exit records").
+#include <poll.h>
+#include <sys/epoll.h>
+
+#include "log.h"
+#include "tracker.h"
+
+namespace pidfd_exporter {
+
+void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
+  connector_ = std::move(connector);
+  loop_->AddFd(connector_->fd(), EPOLLIN, [this](uint32_t) { DrainConnector(); });
+}
+
+void Tracker::AttachTaskstats(std::unique_ptr<TaskstatsListener> listener) {
+  // Not on epoll: records matter only next to their exit events, so they are read when the
+  // connector's events ask for them (no second wake-up per exit on the host).
+  exit_records_ = std::make_unique<ExitRecordBook>(std::move(listener), [this](std::string_view operation) {
+    metrics_->CountError(std::string(operation));
+  });
+}
+
+void Tracker::DrainConnector() {
+  if (!connector_ || draining_connector_) return;
+  draining_connector_ = true;
+  // Bounded rounds: under a fork storm the loop must still get to pidfds and scrapes;
+  // the socket stays readable and epoll calls back.
+  for (int round = 0; round < 16; ++round) {
+    connector_batch_.Clear();
+    std::string error;
+    const ProcConnector::ReceiveStatus status = connector_->Receive(&connector_batch_, &error);
+    for (const ProcEvent& event : connector_batch_.events) {
+      // A task's exit record is queued before its exit event is even sent: whenever records
+      // are read, every exit event received so far finds its record among them.
+      std::optional<TaskExitRecord> record;
+      if (exit_records_ && event.kind == ProcEvent::Kind::kExit) record = RecordForExit(event);
+      OnConnectorEvent(event, record ? &*record : nullptr);
+    }
+    if (connector_batch_.lost || status == ProcConnector::ReceiveStatus::kOverflow) {
+      // Events were dropped: only a full /proc scan can tell what was missed.
+      metrics_->CountError("connector_overflow");
+      ScheduleRescan();
+      if (exit_records_) exit_records_->DropAll();
+    }
+    if (status == ProcConnector::ReceiveStatus::kError) {
+      metrics_->CountError("connector_receive");
+      LogWarn("Proc connector receive failed", {{"err", error}});
+      break;
+    }
+    if (status == ProcConnector::ReceiveStatus::kWouldBlock) {
+      if (exit_records_) exit_records_->PairIfBacklogged();
+      break;
+    }
+  }
+  draining_connector_ = false;
+}
+
+void Tracker::OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record) {
+  // Threads fork, exec and exit like processes; only thread-group events are process
+  // events (an exec from a non-leader thread is reported with the leader's pid).
+  if (event.IsThreadEvent()) return;
+  switch (event.kind) {
+    case ProcEvent::Kind::kFork:
+      OnFork(event.pid, event.parent_tgid, event.timestamp_ns);
+      break;
+    case ProcEvent::Kind::kExec:
+      OnExecOrComm(event.pid, nullptr);
+      break;
+    case ProcEvent::Kind::kComm:
+      OnExecOrComm(event.pid, &event.comm);
+      break;
+    case ProcEvent::Kind::kExit:
+      OnConnectorExit(event, record);
+      break;
+    case ProcEvent::Kind::kOther:
+      break;
+  }
+}
+
+bool Tracker::SettleStale(int pid) {
+  auto stale = key_by_pid_.find(pid);
+  if (stale == key_by_pid_.end()) return true;
+  WatchedProcess& old = processes_.at(stale->second);
+  // The PID was handed out again, so the process we hold under it was reaped; its pidfd
+  // event may still be queued behind this connector event: settle it now.
+  if (!old.pidfd.IsReaped()) return false;
+  if (!old.member) {
+    Forget(old.key);
+    return true;
+  }
+  HandleExitAndReap(old, MonotonicNanoseconds());
+  return true;
+}
+
+std::optional<std::string> Tracker::ForkedComm(int parent_pid) {
+  // Our tables hold user-space processes only, kept current by comm and exec events.
+  if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end())
+    return processes_.at(parent->second).attributes.comm;
+  if (auto parent = unmatched_.find(parent_pid); parent != unmatched_.end()) return parent->second.comm;
+  return reader_->NameForkedFrom(parent_pid);
+}
+
+void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
+  unmatched_.erase(child_pid);
+  ghosts_.erase(child_pid);
+  if (!SettleStale(child_pid)) return;
+  // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
+  std::optional<std::string> comm = ForkedComm(parent_pid);
+  if (!comm) return;
+  const size_t watched_before = processes_.size();
+  if (assigner_.NameAlonePlaces() && options_.features.get_info)
+    AdoptForkFromEvent(child_pid, parent_pid, *comm, timestamp_ns);
+  else
+    DiscoverPid(child_pid, /*provisional_allowed=*/true);
+  if (processes_.size() > watched_before || key_by_pid_.count(child_pid)) return;
+  // Reaped before we could open it (or out of descriptors): remember what a fork inherits,
+  // its parent's name, so that its exit event can still be counted.
+  RememberGhost(child_pid, parent_pid, std::move(*comm));
+}
+
+void Tracker::AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
+                                 uint64_t timestamp_ns) {
+  // The matchers look at the comm alone, and a fork has its parent's comm (a later exec or
+  // rename arrives as its own event): no /proc read at all on this hot path.
+  Pidfd pidfd = OpenPidfd(child_pid);
+  if (!pidfd.valid()) return;
+  auto info = pidfd.GetInfo(Pidfd::kInfoPid);
+  // The parent the kernel names must be the one of the event, else the PID was reaped and
+  // handed out again before we opened it: trust nothing then.
+  if (!info || !info->has_pid || info->parent_pid != parent_pid) return;
+  ProcessAttributes attributes;
+  attributes.pid = child_pid;
+  attributes.parent_pid = parent_pid;
+  attributes.comm = parent_comm;
+  std::optional<Membership> membership = assigner_.Assign(attributes, LineageOf(parent_pid, {}));
+  WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(attributes), membership, /*fresh_fork=*/true);
+  if (adopted) adopted->fork_monotonic_ns = static_cast<int64_t>(timestamp_ns);
+}
+
+void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
+  Pidfd pidfd = OpenPidfd(pid);
+  if (!pidfd.valid()) return;
+  auto read = reader_->Read(pid, assigner_.NeededAttributes(), std::nullopt);
+  // Read by PID after pidfd_open: ours only if the pidfd was still not reaped afterwards.
+  if (!read || !reader_->Confirm(*read, pidfd, PidfdOpened::kBeforeRead)) return;
+  std::optional<Membership> membership =
+      assigner_.Assign(read->attributes, LineageOf(read->stat.parent_pid, {}));
+  if (!membership && !provisional_allowed) {
+    RememberUnmatched(pid, read->stat);
+    return;
+  }
+  // A zombie found here exited moments ago: its pidfd reports the exit right after the
+  // registration and the connector's exit event gives the exact time.
+  Adopt(std::move(pidfd), std::move(read->attributes), membership, /*fresh_fork=*/provisional_allowed);
+}
+
+void Tracker::RememberGhost(int child_pid, int parent_pid, std::string comm) {
+  Ghost ghost;
+  ghost.parent_pid = parent_pid;
+  ghost.created_scan = scan_number_;
+  ghost.comm = std::move(comm);
+  if (auto parent = key_by_pid_.find(parent_pid); parent != key_by_pid_.end()) {
+    const WatchedProcess& watched_parent = processes_.at(parent->second);
+    if (watched_parent.member) ghost.lineage = SetAssigner::LineageOf(watched_parent.member->membership);
+    if (ghost.lineage) ghost.inherited_attributes = watched_parent.attributes;
+  }
+  ghosts_[child_pid] = std::move(ghost);
+}
+
+void Tracker::OnExecOrComm(int pid, const std::string* new_comm) {
+  if (auto ghost = ghosts_.find(pid); ghost != ghosts_.end()) {
+    if (new_comm) ghost->second.comm = *new_comm;
+    ghost->second.exec_seen = new_comm == nullptr;
+    return;
+  }
+  auto watched = key_by_pid_.find(pid);
+  if (watched == key_by_pid_.end()) {
+    OnUnwatchedExecOrComm(pid, new_comm);
+    return;
+  }
+  WatchedProcess& process = processes_.at(watched->second);
+  if (process.zombie) return;
+  if (assigner_.NameAlonePlaces()) {
+    // Only the name matters: a rename carries it, an exec needs one small read.
+    std::optional<std::string> comm;
+    if (new_comm) {
+      comm = *new_comm;
+    } else {
+      comm = reader_->ReadComm(pid);
+      if (comm && process.pidfd.IsReaped()) comm.reset();  // read from a recycled PID
+    }
+    process.name_unknown = !comm;
+    if (!comm) return;
+    process.attributes.comm = *comm;
+    Reassign(process);
+    return;
+  }
+  auto read = reader_->Read(pid, assigner_.NeededAttributes(), process.attributes.start_time_ticks);
+  if (read && reader_->Confirm(*read, process.pidfd, PidfdOpened::kBeforeRead)) {
+    process.attributes = std::move(read->attributes);
+  } else if (new_comm) {
+    process.attributes.comm = *new_comm;  // gone already, but the event carries the new name
+  } else {
+    process.name_unknown = true;
+    return;
+  }
+  process.name_unknown = false;
+  Reassign(process);
+}
+
+void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
+  // Not watched: it matched nothing so far. Something it is matched on changed.
+  const bool name_alone = assigner_.NameAlonePlaces();
+  auto known = unmatched_.find(pid);
+  const int parent_pid = known != unmatched_.end() ? known->second.parent_pid : 0;
+  if (name_alone && new_comm && known != unmatched_.end()) {
+    // A rename with comm-only matchers: decide from the event, open a pidfd only when the
+    // new name places it.
+    ProcessAttributes attributes;
+    attributes.pid = pid;
+    attributes.parent_pid = parent_pid;
+    attributes.comm = *new_comm;
+    if (!assigner_.Assign(attributes, LineageOf(parent_pid, {}))) {
+      known->second.comm = *new_comm;
+      return;
+    }
+  }
+  unmatched_.erase(pid);
+  DiscoverPid(pid, /*provisional_allowed=*/false);
+  // A ghost holds a name alone: it can stand for a process only where the name is all the
+  // matchers need (and, after an exec, an exit record will give that name).
+  if (key_by_pid_.count(pid) || unmatched_.count(pid) || !name_alone || (!new_comm && !exit_records_)) return;
+  // Gone before its pidfd could be opened (or out of descriptors: then it lives on, and the
+  // ghost expires after the next scan, which watches it). Its exit event, queued behind this
+  // one when it is gone, counts it: under a rename's name, or under the name its exit record
+  // gives after an exec.
+  Ghost ghost;
+  ghost.parent_pid = parent_pid;
+  ghost.created_scan = scan_number_;
+  if (new_comm) ghost.comm = *new_comm;
+  ghost.exec_seen = new_comm == nullptr;
+  ghosts_[pid] = std::move(ghost);
+}
+
+void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record) {
+  auto watched = key_by_pid_.find(event.pid);
+  if (watched == key_by_pid_.end()) {
+    OnGhostExit(event.pid, event, record);
+    return;
+  }
+  WatchedProcess& process = processes_.at(watched->second);
+  if (!process.zombie) {
+    // The leader thread's own exit is reported with pid == tgid, also when other threads
+    // still run (it exited first, or another thread's execve replaced it): the process lives
+    // on, and its pidfd is not readable yet. Such an event says nothing about the process's
+    // exit (docs/architecture.md, "Thread leaders"); the process's real end, when a non-leader
+    // thread is the last, comes only as a thread event and through the pidfd.
+    pollfd exited{process.pidfd.fd(), POLLIN, 0};
+    if (poll(&exited, 1, 0) == 0) return;
+  }
+  NoteConnectorExit(process, event);
+  // It exec'd and its new name was gone before we could read it: the record has it.
+  if (process.name_unknown && record) RecoverIdentity(process, *record);
+}
+
+void Tracker::NoteConnectorExit(WatchedProcess& process, const ProcEvent& event) {
+  const auto stamp = static_cast<int64_t>(event.timestamp_ns);
+  // The kernel names no parent when the task was already released when it reported the exit:
+  // the parent had it auto-reaped (SIGCHLD ignored, SA_NOCLDWAIT).
+  process.connector_exit = ConnectorExit{stamp, event.exit_code, event.parent_tgid};
+  if (!process.zombie) return;
+  ExitStamp& exit = process.zombie->exit;
+  if (exit.observed && stamp < exit.monotonic_ns) {
+    // The pidfd woke us first; the connector's in-kernel stamp is the true exit time.
+    exit.monotonic_ns = stamp;
+    PublishZombie(process);
+  } else if (!exit.observed && stamp <= process.adopted_monotonic_ns) {
+    // A scan found it already a zombie (exit time unknown) while its exit event was still
+    // queued. An exit stamped before the adoption is this process's (its PID could not be
+    // reused while we held it as a zombie): the kernel's stamp is its exit time.
+    exit = ExitStamp{stamp, /*observed=*/true};
+    PublishZombie(process);
+  }
+}
+
+void Tracker::OnGhostExit(int pid, const ProcEvent& event, const TaskExitRecord* record) {
+  auto found = ghosts_.find(pid);
+  if (found == ghosts_.end()) return;
+  Ghost ghost = std::move(found->second);
+  ghosts_.erase(found);
+  if (ghost.exec_seen && record && assigner_.NameAlonePlaces()) {
+    // The name it died with, after an exec whose new name nobody read.
+    ghost.comm = record->comm;
+    ghost.exec_seen = false;
+  }
+  if (ghost.exec_seen) {
+    accounting_.UnattributedExit();
+    return;
+  }
+  ProcessAttributes attributes;
+  attributes.pid = pid;
+  attributes.parent_pid = ghost.parent_pid;
+  attributes.comm = ghost.comm;
+  std::optional<Membership> membership = assigner_.Assign(attributes, std::nullopt);
+  if (!membership && ghost.lineage) {
+    // A descendant by lineage keeps its set, under the name it has now.
+    ProcessAttributes named = std::move(ghost.inherited_attributes);
+    named.pid = pid;
+    named.parent_pid = ghost.parent_pid;
+    named.comm = ghost.comm;
+    membership = assigner_.Descend(*ghost.lineage, named);
+  }
+  if (!membership) return;
+  // A member that ended before any pidfd could be opened: its exit counts (reason and code
+  // from the event), without a reap latency.
+  const size_t slot = metrics_->SetSlot(membership->name, membership->origin);
+  metrics_->ProcessJoined(slot);
+  metrics_->ProcessLeft(slot);
+  accounting_.ExitWithoutPidfd(slot, event.exit_code);
+}
+
+std::optional<TaskExitRecord> Tracker::RecordForExit(const ProcEvent& event) {
+  const ExitEventKey exit{event.pid, event.tgid, event.parent_tgid, event.exit_code};
+  // A record is needed only to name an exec'd process that vanished; every other exit event
+  // is noted, and paired with its record later, in a batch, off the path of fresh forks.
+  bool needed = false;
+  if (!event.IsThreadEvent() && assigner_.NameAlonePlaces()) {
+    if (auto watched = key_by_pid_.find(event.pid); watched != key_by_pid_.end())
+      needed = processes_.at(watched->second).name_unknown;
+    else if (auto ghost = ghosts_.find(event.pid); ghost != ghosts_.end())
+      needed = ghost->second.exec_seen;
+  }
+  if (!needed) {
+    exit_records_->Note(exit);
+    return std::nullopt;
+  }
+  return exit_records_->Take(exit);
+}
+
+}  // namespace pidfd_exporter
