@@ -1,4 +1,4 @@
-# TLS for CivetWeb 1.15 on OpenSSL 3 (research: libs_conventions.md §2.4).
+# TLS for CivetWeb 1.15 on OpenSSL 3 (why: the comments below and README, "Authentication and TLS").
 #
 # Debian 12's CivetWeb loads OpenSSL with dlopen("libssl.so") / dlopen("libcrypto.so") and
 # looks up OpenSSL 1.1 names; SSL_get_peer_certificate no longer exists in OpenSSL 3, and

@@ -1,4 +1,4 @@
-// Config: the YAML file → a validated Config value. Owns the schema (DESIGN.md §4), the
+// Config: the YAML file → a validated Config value. Owns the schema (docs/configuration.md), the
 // process-exporter compatible format (`process_names:`), and every error as
 // `file:line:col: message`. Pure: no /proc access, no globals; any thread may call it.
 // It never throws: all errors come back in ConfigResult::errors.

@@ -17,6 +17,7 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,81 +126,77 @@ ConfigResult LoadInitialConfig(const Flags& flags) {
   return ParseConfig(kBuiltinConfig, "<built-in>");
 }
 
-int Run(int argc, char** argv) {
-  Flags flags;
+// Step 1: flags, and the log they configure. An exit code when the process must end here.
+std::optional<int> ParseFlags(int argc, char** argv, Flags* flags) {
   CLI::App app{"pidfd_exporter: Prometheus exporter for process exits, reap latency and zombies"};
   app.set_version_flag("--version", VersionText());
-  app.add_option("--config.file", flags.config_file,
+  app.add_option("--config.file", flags->config_file,
                  "Process-set config file (default: " + std::string(kDefaultConfigPath) +
                      ", or the built-in default when that does not exist)");
-  app.add_flag("--config.check", flags.config_check, "Validate the config file, print errors and exit 0/1");
-  app.add_option("--web.listen-address", flags.listen_addresses,
+  app.add_flag("--config.check", flags->config_check, "Validate the config file, print errors and exit 0/1");
+  app.add_option("--web.listen-address", flags->listen_addresses,
                  "Address to listen on; repeatable; ':P' means all IPv4 addresses")
       ->default_str(":9721");
-  app.add_option("--web.telemetry-path", flags.telemetry_path, "Path under which to expose metrics")
+  app.add_option("--web.telemetry-path", flags->telemetry_path, "Path under which to expose metrics")
       ->default_str("/metrics");
-  app.add_option("--web.config.file", flags.web_config_file,
+  app.add_option("--web.config.file", flags->web_config_file,
                  "exporter-toolkit web config file (basic_auth_users, tls_server_config)");
-  app.add_option("--path.procfs", flags.procfs, "procfs mountpoint")->default_str("/proc");
-  app.add_option("--log.level", flags.log_level, "debug, info, warn or error")->default_str("info");
-  app.add_option("--log.format", flags.log_format, "logfmt or json")->default_str("logfmt");
+  app.add_option("--path.procfs", flags->procfs, "procfs mountpoint")->default_str("/proc");
+  app.add_option("--log.level", flags->log_level, "debug, info, warn or error")->default_str("info");
+  app.add_option("--log.format", flags->log_format, "logfmt or json")->default_str("logfmt");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
-  flags.config_file_given = app.count("--config.file") > 0;
-
+  flags->config_file_given = app.count("--config.file") > 0;
   LogLevel level;
   LogFormat format;
-  if (!ParseLogLevel(flags.log_level, &level)) {
-    std::cerr << "pidfd_exporter: --log.level must be debug, info, warn or error, not \"" << flags.log_level
+  if (!ParseLogLevel(flags->log_level, &level)) {
+    std::cerr << "pidfd_exporter: --log.level must be debug, info, warn or error, not \"" << flags->log_level
               << "\"\n";
     return 1;
   }
-  if (!ParseLogFormat(flags.log_format, &format)) {
-    std::cerr << "pidfd_exporter: --log.format must be logfmt or json, not \"" << flags.log_format << "\"\n";
+  if (!ParseLogFormat(flags->log_format, &format)) {
+    std::cerr << "pidfd_exporter: --log.format must be logfmt or json, not \"" << flags->log_format << "\"\n";
     return 1;
   }
   ConfigureLog(level, format);
+  return std::nullopt;
+}
 
-  ConfigResult loaded = LoadInitialConfig(flags);
-  if (flags.config_check) {
-    if (!loaded.config) {
-      std::cerr << JoinErrors(loaded.errors);
-      return 1;
-    }
-    std::cout << loaded.config->source << ": config is valid (" << loaded.config->process_sets.size()
-              << " process sets)\n";
-    return 0;
-  }
+// --config.check: the config's verdict as an exit code.
+int CheckConfig(const ConfigResult& loaded) {
   if (!loaded.config) {
-    LogError("Invalid config", {{"file", flags.config_file}, {"errors", JoinErrors(loaded.errors)}});
+    std::cerr << JoinErrors(loaded.errors);
     return 1;
   }
-  // exporter-toolkit web config: read once here; TLS and user changes need a restart.
-  WebConfig web_config;
-  if (!flags.web_config_file.empty()) {
-    WebConfigResult web_loaded = LoadWebConfig(flags.web_config_file);
-    if (!web_loaded.config) {
-      LogError("Invalid web config",
-               {{"file", flags.web_config_file}, {"errors", JoinErrors(web_loaded.errors)}});
-      return 1;
-    }
-    web_config = std::move(*web_loaded.config);
-    for (const std::string& warning : web_config.warnings) LogWarn("Web config", {{"warning", warning}});
+  std::cout << loaded.config->source << ": config is valid (" << loaded.config->process_sets.size()
+            << " process sets)\n";
+  return 0;
+}
+
+// Step 2: the exporter-toolkit web config, read once (TLS and user changes need a restart).
+std::optional<WebConfig> LoadWebConfigFlag(const Flags& flags) {
+  if (flags.web_config_file.empty()) return WebConfig{};
+  WebConfigResult web_loaded = LoadWebConfig(flags.web_config_file);
+  if (!web_loaded.config) {
+    LogError("Invalid web config",
+             {{"file", flags.web_config_file}, {"errors", JoinErrors(web_loaded.errors)}});
+    return std::nullopt;
   }
-  Config config = std::move(*loaded.config);
+  for (const std::string& warning : web_loaded.config->warnings)
+    LogWarn("Web config", {{"warning", warning}});
+  return std::move(*web_loaded.config);
+}
 
-  LogInfo("Starting pidfd_exporter",
-          {{"version", kVersion}, {"revision", kRevision}, {"config", config.source}});
-
+// Step 3: the process itself, before any thread exists: memory arenas, the descriptor limit,
+// the kernel's features (the probe forks), and the signals the loop reads through a signalfd.
+KernelFeatures PrepareProcess() {
   // Glibc gives every HTTP thread its own malloc arena; two are plenty for this workload
   // and keep RSS flat under heavy scraping.
   mallopt(M_ARENA_MAX, 2);
   RaiseFileLimit();
-
-  // The probe forks: do it before any thread exists.
   KernelFeatures features = ProbeKernelFeatures();
   Pidfd::SetReapIsPolled(features.reap_events);
   LogInfo("Kernel features",
@@ -208,21 +205,263 @@ int Run(int argc, char** argv) {
            {"get_info", features.get_info ? "yes" : "no"},
            {"exit_status", features.exit_status ? "yes" : "no (kernel < 6.15: /proc fallback)"},
            {"pidfs_identity", features.pidfs_identity ? "yes" : "no"}});
-  if (!features.pidfd_open) {
-    LogError("pidfd_open(2) is not available (Linux 5.3 or newer is required)");
-    return 1;
-  }
+  return features;
+}
 
-  // Block the signals we handle before any thread starts, so every thread inherits the
-  // mask and they reach only the signalfd on the loop thread.
+// Blocks the signals the exporter handles in every thread (threads inherit the mask, so they
+// reach only the signalfd on the loop thread).
+UniqueFd BlockHandledSignals() {
   sigset_t handled;
   sigemptyset(&handled);
   sigaddset(&handled, SIGTERM);
   sigaddset(&handled, SIGINT);
   sigaddset(&handled, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
-  UniqueFd signal_fd(signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+  return UniqueFd(signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+}
 
+std::unique_ptr<Tracker> CreateTracker(EventLoop* loop, Metrics* metrics, const Config& config,
+                                       const Flags& flags, const KernelFeatures& features) {
+  TrackerOptions options;
+  options.procfs_root = flags.procfs;
+  options.features = features;
+  options.can_read_other_exit_codes = CanReadOtherExitCodes();
+  if (!options.can_read_other_exit_codes && !features.exit_status) {
+    LogWarn(
+        "Exit codes of other users' processes are unreadable: not root, no CAP_SYS_PTRACE, kernel < 6.15; "
+        "their exits are counted with reason=\"unknown\"");
+  }
+  std::string error;
+  auto tracker = Tracker::Create(loop, metrics, config, std::move(options), &error);
+  if (!tracker) LogError("Cannot open procfs", {{"err", error}});
+  return tracker;
+}
+
+// Step 4a: the proc connector. False when the config demands it and it is unavailable.
+bool AttachConnector(const Config& config, Tracker* tracker, KernelFeatures* features) {
+  if (config.proc_connector == DiscoveryMode::kOff) return true;
+  std::string error;
+  auto connector = ProcConnector::Open(ProcConnector::kDefaultReceiveBufferBytes, &error);
+  if (connector) {
+    features->proc_connector = true;
+    LogInfo("Proc connector subscribed: forks, execs, renames and exits are seen as they happen",
+            {{"receive_buffer_bytes", std::to_string(connector->receive_buffer_bytes())}});
+    tracker->AttachConnector(std::move(connector));
+    return true;
+  }
+  if (config.proc_connector == DiscoveryMode::kOn) {
+    LogError("proc_connector: on, but the proc connector is unavailable", {{"err", error}});
+    return false;
+  }
+  LogWarn(
+      "Proc connector unavailable; discovering processes by scanning /proc only (processes shorter "
+      "than the scan interval can be missed)",
+      {{"err", error}});
+  return true;
+}
+
+// Step 4b: taskstats exit records, read next to the connector's exit events (useless without).
+bool AttachTaskstats(const Config& config, Tracker* tracker, KernelFeatures* features) {
+  if (config.taskstats == DiscoveryMode::kOff) return true;
+  std::string error = "needs the proc connector, which is not in use";
+  std::unique_ptr<TaskstatsListener> listener;
+  if (features->proc_connector)
+    listener = TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &error);
+  if (listener) {
+    features->taskstats = true;
+    LogInfo("Taskstats exit records registered: programs that exec and vanish at once keep their names",
+            {{"receive_buffer_bytes", std::to_string(listener->receive_buffer_bytes())}});
+    tracker->AttachTaskstats(std::move(listener));
+    return true;
+  }
+  if (config.taskstats == DiscoveryMode::kOn) {
+    LogError("taskstats: on, but taskstats exit records are unavailable", {{"err", error}});
+    return false;
+  }
+  if (!features->proc_connector) {
+    // The connector's own line (off, or unavailable and why) says what is missing.
+    LogInfo("Taskstats exit records not used: they are read next to the proc connector's events");
+  } else {
+    LogWarn(
+        "Taskstats exit records unavailable; a program that execs and is reaped before its new name can be "
+        "read counts as unattributed",
+        {{"err", error}});
+  }
+  return true;
+}
+
+// Registered but inert: worth a line, since the kernel still builds a record per exit.
+void WarnIfRecordsCannotName(const KernelFeatures& features, const Tracker& tracker) {
+  if (!features.taskstats || tracker.ExitRecordsCanName()) return;
+  LogWarn(
+      "Taskstats exit records cannot name processes under this config: a matcher or set name needs more "
+      "than the process name (exe, cmdline, user, cgroup, or a name template such as the default "
+      "{{.ExeBase}}); exec'd programs that vanish at once count as unattributed");
+}
+
+// Step 5: reloads (SIGHUP, POST /-/reload), on the loop thread: the file is parsed off to the
+// side and swapped in at once or not at all.
+class Reloader {
+ public:
+  Reloader(const Flags& flags, const Config& running, const KernelFeatures& features, EventLoop* loop,
+           Metrics* metrics, Tracker* tracker)
+      : path_(flags.config_file),
+        from_file_(flags.config_file_given || running.source != "<built-in>"),
+        connector_mode_(running.proc_connector),
+        taskstats_mode_(running.taskstats),
+        reap_latency_buckets_(running.reap_latency_buckets),
+        lifetime_buckets_(running.lifetime_buckets),
+        features_(features),
+        loop_(loop),
+        metrics_(metrics),
+        tracker_(tracker) {}
+  void SetScanTimer(int timer_id) { scan_timer_id_ = timer_id; }
+
+  // The errors of a refused file ("" when reloaded, or when the built-in config runs).
+  std::string Reload() {
+    if (!from_file_) return "";  // the built-in config cannot change
+    ConfigResult next = LoadConfigFile(path_);
+    if (!next.config) {
+      metrics_->ConfigReloaded(false, UnixNow());
+      const std::string errors = JoinErrors(next.errors);
+      LogError("Reload failed, keeping the running config", {{"errors", errors}});
+      return errors;
+    }
+    if (next.config->proc_connector != connector_mode_ || next.config->taskstats != taskstats_mode_ ||
+        next.config->reap_latency_buckets != reap_latency_buckets_ ||
+        next.config->lifetime_buckets != lifetime_buckets_) {
+      LogWarn(
+          "discovery.proc_connector, discovery.taskstats and histogram buckets take effect at the next "
+          "restart");
+    }
+    tracker_->ApplyConfig(*next.config);
+    WarnIfRecordsCannotName(features_, *tracker_);
+    loop_->RescheduleTimer(scan_timer_id_, next.config->scan_interval);
+    metrics_->ConfigReloaded(true, UnixNow());
+    LogInfo("Config reloaded", {{"file", path_}});
+    return "";
+  }
+
+  // From an HTTP thread: runs Reload() on the loop thread and waits for its answer.
+  std::string ReloadFromAnotherThread() {
+    auto promise = std::make_shared<std::promise<std::string>>();
+    auto answer = promise->get_future();
+    loop_->Post([promise, this] { promise->set_value(Reload()); });
+    if (answer.wait_for(std::chrono::seconds(30)) != std::future_status::ready) return "reload timed out\n";
+    return answer.get();
+  }
+
+ private:
+  const std::string path_;
+  const bool from_file_;
+  const DiscoveryMode connector_mode_;
+  const DiscoveryMode taskstats_mode_;
+  const std::vector<double> reap_latency_buckets_;
+  const std::vector<double> lifetime_buckets_;
+  const KernelFeatures& features_;
+  EventLoop* loop_;
+  Metrics* metrics_;
+  Tracker* tracker_;
+  int scan_timer_id_ = -1;
+};
+
+// What the status page shows, taken on an HTTP thread.
+StatusSnapshot TakeStatusSnapshot(const Flags& flags, const std::string& config_source,
+                                  const KernelFeatures& features, const Metrics& metrics,
+                                  const Tracker& tracker) {
+  StatusSnapshot snapshot;
+  snapshot.version = kVersion;
+  snapshot.revision = kRevision;
+  snapshot.telemetry_path = flags.telemetry_path;
+  snapshot.config_source = config_source;
+  snapshot.now_unix_seconds = UnixNow();
+  snapshot.kernel_features = {{"reap_events", features.reap_events},
+                              {"exit_status", features.exit_status},
+                              {"proc_connector", features.proc_connector},
+                              {"taskstats", features.taskstats},
+                              {"pidfs_identity", features.pidfs_identity}};
+  snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
+  snapshot.zombies = tracker.Zombies();
+  AttachOldestZombies(&snapshot);
+  return snapshot;
+}
+
+// Step 6: the HTTP front end.
+std::unique_ptr<HttpServer> StartServer(const Flags& flags, const WebConfig& web_config, const Config& config,
+                                        const KernelFeatures& features, Metrics* metrics, Tracker* tracker,
+                                        Reloader* reloader) {
+  HttpServerOptions options;
+  options.listen_addresses = flags.listen_addresses;
+  options.telemetry_path = flags.telemetry_path;
+  options.basic_auth_users = web_config.basic_auth_users;
+  options.tls = web_config.tls;
+  options.response_headers = web_config.response_headers;
+  HttpHandlers handlers;
+  handlers.render_metrics = [metrics] { return metrics->Serialize(); };
+  handlers.ready = [tracker] { return tracker->FirstScanDone(); };
+  handlers.render_status_page = [&flags, source = config.source, &features, metrics, tracker] {
+    return RenderStatusPage(TakeStatusSnapshot(flags, source, features, *metrics, *tracker));
+  };
+  handlers.reload = [reloader] { return reloader->ReloadFromAnotherThread(); };
+  std::string error;
+  auto server = HttpServer::Start(options, handlers, &error);
+  if (!server) {
+    LogError("Cannot start the web server", {{"err", error}});
+    return nullptr;
+  }
+  for (const auto& address : server->ListeningAddresses()) LogInfo("Listening on", {{"address", address}});
+  return server;
+}
+
+// Step 7: serve until SIGTERM or SIGINT; SIGHUP reloads. Scans run on the scan timer.
+int Serve(EventLoop* loop, Tracker* tracker, Reloader* reloader, int signal_fd, const Config& config) {
+  bool stopping = false;
+  loop->AddFd(signal_fd, EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info{};
+    while (read(signal_fd, &info, sizeof info) == sizeof info) {
+      if (info.ssi_signo == SIGHUP) {
+        LogInfo("SIGHUP: reloading the config");
+        reloader->Reload();
+      } else if (!stopping) {
+        stopping = true;
+        LogInfo("Stopping", {{"signal", SignalName(static_cast<int>(info.ssi_signo))}});
+        loop->Stop();
+      }
+    }
+  });
+  const int scan_timer_id = loop->AddTimer(config.scan_interval, [tracker] { tracker->Scan(); });
+  if (scan_timer_id < 0) {
+    LogError("Cannot create the scan timer");
+    return 1;
+  }
+  reloader->SetScanTimer(scan_timer_id);
+  tracker->Scan();
+  RequestShortSchedulerSlice();  // the loop thread only: the HTTP threads exist already
+  loop->Run();
+  return 0;
+}
+
+int Run(int argc, char** argv) {
+  Flags flags;
+  if (std::optional<int> exit_code = ParseFlags(argc, argv, &flags)) return *exit_code;
+  ConfigResult loaded = LoadInitialConfig(flags);
+  if (flags.config_check) return CheckConfig(loaded);
+  if (!loaded.config) {
+    LogError("Invalid config", {{"file", flags.config_file}, {"errors", JoinErrors(loaded.errors)}});
+    return 1;
+  }
+  std::optional<WebConfig> web_config = LoadWebConfigFlag(flags);
+  if (!web_config) return 1;
+  const Config config = std::move(*loaded.config);
+  LogInfo("Starting pidfd_exporter",
+          {{"version", kVersion}, {"revision", kRevision}, {"config", config.source}});
+
+  KernelFeatures features = PrepareProcess();
+  if (!features.pidfd_open) {
+    LogError("pidfd_open(2) is not available (Linux 5.3 or newer is required)");
+    return 1;
+  }
+  UniqueFd signal_fd = BlockHandledSignals();
   std::string error;
   auto loop = EventLoop::Create(&error);
   if (!loop) {
@@ -232,185 +471,21 @@ int Run(int argc, char** argv) {
   Metrics metrics(config);
   metrics.SetKernelFeatures(features);
   metrics.ConfigReloaded(true, UnixNow());
-
-  TrackerOptions tracker_options;
-  tracker_options.procfs_root = flags.procfs;
-  tracker_options.features = features;
-  tracker_options.can_read_other_exit_codes = CanReadOtherExitCodes();
-  if (!tracker_options.can_read_other_exit_codes && !features.exit_status) {
-    LogWarn(
-        "Exit codes of other users' processes are unreadable: not root, no CAP_SYS_PTRACE, kernel < 6.15; "
-        "their exits are counted with reason=\"unknown\"");
-  }
-  auto tracker = Tracker::Create(loop.get(), &metrics, config, tracker_options, &error);
-  if (!tracker) {
-    LogError("Cannot open procfs", {{"err", error}});
+  auto tracker = CreateTracker(loop.get(), &metrics, config, flags, features);
+  if (!tracker) return 1;
+  if (!AttachConnector(config, tracker.get(), &features) ||
+      !AttachTaskstats(config, tracker.get(), &features))
     return 1;
-  }
-
-  if (config.proc_connector != DiscoveryMode::kOff) {
-    std::string connector_error;
-    auto connector = ProcConnector::Open(ProcConnector::kDefaultReceiveBufferBytes, &connector_error);
-    if (connector) {
-      features.proc_connector = true;
-      LogInfo("Proc connector subscribed: forks, execs, renames and exits are seen as they happen",
-              {{"receive_buffer_bytes", std::to_string(connector->receive_buffer_bytes())}});
-      tracker->AttachConnector(std::move(connector));
-    } else if (config.proc_connector == DiscoveryMode::kOn) {
-      LogError("proc_connector: on, but the proc connector is unavailable", {{"err", connector_error}});
-      return 1;
-    } else {
-      LogWarn(
-          "Proc connector unavailable; discovering processes by scanning /proc only (processes shorter "
-          "than the scan interval can be missed)",
-          {{"err", connector_error}});
-    }
-  }
-  if (config.taskstats != DiscoveryMode::kOff) {
-    // Exit records are read next to the connector's exit events: useless without them.
-    std::string taskstats_error = "needs the proc connector, which is not in use";
-    std::unique_ptr<TaskstatsListener> listener;
-    if (features.proc_connector) {
-      listener = TaskstatsListener::Open(TaskstatsListener::kDefaultReceiveBufferBytes, &taskstats_error);
-    }
-    if (listener) {
-      features.taskstats = true;
-      LogInfo("Taskstats exit records registered: programs that exec and vanish at once keep their names",
-              {{"receive_buffer_bytes", std::to_string(listener->receive_buffer_bytes())}});
-      tracker->AttachTaskstats(std::move(listener));
-    } else if (config.taskstats == DiscoveryMode::kOn) {
-      LogError("taskstats: on, but taskstats exit records are unavailable", {{"err", taskstats_error}});
-      return 1;
-    } else if (!features.proc_connector) {
-      // The connector's own line (off, or unavailable and why) says what is missing.
-      LogInfo("Taskstats exit records not used: they are read next to the proc connector's events");
-    } else {
-      LogWarn(
-          "Taskstats exit records unavailable; a program that execs and is reaped before its new name can be "
-          "read counts as unattributed",
-          {{"err", taskstats_error}});
-    }
-  }
-  // Registered but inert: worth a line, since the kernel still builds a record per exit.
-  auto warn_if_records_cannot_name = [&] {
-    if (features.taskstats && !tracker->ExitRecordsCanName()) {
-      LogWarn(
-          "Taskstats exit records cannot name processes under this config: a matcher or set name needs more "
-          "than the process name (exe, cmdline, user, cgroup, or a name template such as the default "
-          "{{.ExeBase}}); exec'd programs that vanish at once count as unattributed");
-    }
-  };
-  warn_if_records_cannot_name();
+  WarnIfRecordsCannotName(features, *tracker);
   metrics.SetKernelFeatures(features);
 
-  const DiscoveryMode running_connector_mode = config.proc_connector;
-  const DiscoveryMode running_taskstats_mode = config.taskstats;
-  const std::pair<std::vector<double>, std::vector<double>> running_buckets{config.reap_latency_buckets,
-                                                                            config.lifetime_buckets};
-  int scan_timer_id = -1;
-  std::string config_path = flags.config_file;
-  bool config_from_file = flags.config_file_given || config.source != "<built-in>";
-  // Reload runs on the loop thread: parse off to the side, swap in at once or not at all.
-  auto reload = [&]() -> std::string {
-    if (!config_from_file) return "";  // the built-in config cannot change
-    ConfigResult next = LoadConfigFile(config_path);
-    if (!next.config) {
-      metrics.ConfigReloaded(false, UnixNow());
-      const std::string errors = JoinErrors(next.errors);
-      LogError("Reload failed, keeping the running config", {{"errors", errors}});
-      return errors;
-    }
-    if (next.config->proc_connector != running_connector_mode ||
-        next.config->taskstats != running_taskstats_mode ||
-        next.config->reap_latency_buckets != running_buckets.first ||
-        next.config->lifetime_buckets != running_buckets.second) {
-      LogWarn(
-          "discovery.proc_connector, discovery.taskstats and histogram buckets take effect at the next "
-          "restart");
-    }
-    tracker->ApplyConfig(*next.config);
-    warn_if_records_cannot_name();
-    loop->RescheduleTimer(scan_timer_id, next.config->scan_interval);
-    metrics.ConfigReloaded(true, UnixNow());
-    LogInfo("Config reloaded", {{"file", config_path}});
-    return "";
-  };
-
-  HttpServerOptions http_options;
-  http_options.listen_addresses = flags.listen_addresses;
-  http_options.telemetry_path = flags.telemetry_path;
-  http_options.basic_auth_users = web_config.basic_auth_users;
-  http_options.tls = web_config.tls;
-  http_options.response_headers = web_config.response_headers;
-  HttpHandlers handlers;
-  handlers.render_metrics = [&metrics] { return metrics.Serialize(); };
-  handlers.ready = [&tracker] { return tracker->FirstScanDone(); };
-  const std::string config_source = config.source;
-  handlers.render_status_page = [&] {
-    StatusSnapshot snapshot;
-    snapshot.version = kVersion;
-    snapshot.revision = kRevision;
-    snapshot.telemetry_path = flags.telemetry_path;
-    snapshot.config_source = config_source;
-    snapshot.now_unix_seconds = UnixNow();
-    snapshot.kernel_features = {{"reap_events", features.reap_events},
-                                {"exit_status", features.exit_status},
-                                {"proc_connector", features.proc_connector},
-                                {"taskstats", features.taskstats},
-                                {"pidfs_identity", features.pidfs_identity}};
-    snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
-    snapshot.zombies = tracker->Zombies();
-    for (auto& set : snapshot.sets) {
-      for (const auto& zombie : snapshot.zombies) {
-        if (zombie.set == set.name) {
-          set.oldest_zombie_exit_unix_seconds = zombie.exit_unix_seconds;
-          break;  // zombies are sorted oldest first
-        }
-      }
-    }
-    return RenderStatusPage(snapshot);
-  };
-  handlers.reload = [&loop, &reload]() -> std::string {
-    auto promise = std::make_shared<std::promise<std::string>>();
-    auto answer = promise->get_future();
-    loop->Post([promise, &reload] { promise->set_value(reload()); });
-    if (answer.wait_for(std::chrono::seconds(30)) != std::future_status::ready) return "reload timed out\n";
-    return answer.get();
-  };
-
-  auto server = HttpServer::Start(http_options, handlers, &error);
-  if (!server) {
-    LogError("Cannot start the web server", {{"err", error}});
-    return 1;
-  }
-  for (const auto& address : server->ListeningAddresses()) LogInfo("Listening on", {{"address", address}});
-
-  bool stopping = false;
-  loop->AddFd(signal_fd.get(), EPOLLIN, [&](uint32_t) {
-    signalfd_siginfo info{};
-    while (read(signal_fd.get(), &info, sizeof info) == sizeof info) {
-      if (info.ssi_signo == SIGHUP) {
-        LogInfo("SIGHUP: reloading the config");
-        reload();
-      } else if (!stopping) {
-        stopping = true;
-        LogInfo("Stopping", {{"signal", SignalName(static_cast<int>(info.ssi_signo))}});
-        loop->Stop();
-      }
-    }
-  });
-  scan_timer_id = loop->AddTimer(config.scan_interval, [&tracker] { tracker->Scan(); });
-  if (scan_timer_id < 0) {
-    LogError("Cannot create the scan timer");
-    return 1;
-  }
-  tracker->Scan();
-  RequestShortSchedulerSlice();  // the loop thread only: the HTTP threads exist already
-  loop->Run();
-
+  Reloader reloader(flags, config, features, loop.get(), &metrics, tracker.get());
+  auto server = StartServer(flags, *web_config, config, features, &metrics, tracker.get(), &reloader);
+  if (!server) return 1;
+  const int exit_code = Serve(loop.get(), tracker.get(), &reloader, signal_fd.get(), config);
   server.reset();  // stop serving before the tracker and metrics go away
-  LogInfo("Stopped");
-  return 0;
+  if (exit_code == 0) LogInfo("Stopped");
+  return exit_code;
 }
 
 }  // namespace

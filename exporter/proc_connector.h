@@ -96,7 +96,7 @@ std::vector<uint8_t> BuildConnectorRequest(bool listen, uint32_t acknowledge);
 
 // The subscribed socket.
 //
-// Where it works (measured on 6.18, see research/kernel_pidfd.md §4): only in the initial network
+// Where it works (measured on 6.18; docs/architecture.md, "Proc connector"): only in the initial network
 // namespace (elsewhere the kernel refuses the request: Open fails), only from the initial PID and
 // user namespaces (elsewhere the kernel ignores the request without a reply: Open waits
 // kAcknowledgeTimeout for the reply and fails), unprivileged since Linux 6.6 (before, the reply

@@ -177,87 +177,115 @@ double HistogramQuantile(double q, const std::vector<double>& bounds,
   return bucket_start + (bucket_end - bucket_start) * (rank / count);
 }
 
-std::string RenderStatusPage(const StatusSnapshot& snapshot) {
-  const double now = snapshot.now_unix_seconds;
-  std::string html;
-  html.reserve(4096 + 256 * (snapshot.sets.size() + snapshot.zombies.size()));
-  html +=
+void AttachOldestZombies(StatusSnapshot* snapshot) {
+  for (StatusSet& set : snapshot->sets) {
+    for (const StatusZombie& zombie : snapshot->zombies) {
+      if (zombie.set != set.name) continue;
+      set.oldest_zombie_exit_unix_seconds = zombie.exit_unix_seconds;
+      break;  // oldest first
+    }
+  }
+}
+
+namespace {
+
+void AppendHeader(const StatusSnapshot& snapshot, std::string* html) {
+  *html +=
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       "<title>pidfd_exporter</title>\n<style>";
-  html += kStyle;
-  html += "</style>\n</head>\n<body>\n<h1>pidfd_exporter</h1>\n";
-  html += "<p>Process exits, reap latency and zombies of process sets, watched through pidfds.</p>\n";
-  html += "<p>Version " + HtmlEscape(snapshot.version) + " (revision " + HtmlEscape(snapshot.revision) +
-          ")</p>\n";
+  *html += kStyle;
+  *html += "</style>\n</head>\n<body>\n<h1>pidfd_exporter</h1>\n";
+  *html += "<p>Process exits, reap latency and zombies of process sets, watched through pidfds.</p>\n";
+  *html += "<p>Version " + HtmlEscape(snapshot.version) + " (revision " + HtmlEscape(snapshot.revision) +
+           ")</p>\n";
   // Relative links keep working behind a reverse proxy that serves us under a prefix.
-  html += "<ul>\n<li><a href=\"." + HtmlEscape(snapshot.telemetry_path) + "\">Metrics</a></li>\n";
-  html +=
+  *html += "<ul>\n<li><a href=\"." + HtmlEscape(snapshot.telemetry_path) + "\">Metrics</a></li>\n";
+  *html +=
       "<li><a href=\"./-/healthy\">Health</a></li>\n<li><a href=\"./-/ready\">Readiness</a></li>\n</ul>\n";
+  *html += "<h2>Configuration</h2>\n<p>Source: " + HtmlEscape(snapshot.config_source) + "</p>\n";
+}
 
-  html += "<h2>Configuration</h2>\n<p>Source: " + HtmlEscape(snapshot.config_source) + "</p>\n";
-
-  html += "<h2>Kernel features</h2>\n";
+void AppendKernelFeatures(const StatusSnapshot& snapshot, std::string* html) {
+  *html += "<h2>Kernel features</h2>\n";
   if (snapshot.kernel_features.empty()) {
-    html += "<p class=\"muted\">Not detected yet.</p>\n";
-  } else {
-    html += "<table>\n<tr><th>Feature</th><th>Available</th></tr>\n";
-    for (const auto& [feature, available] : snapshot.kernel_features) {
-      html += "<tr>";
-      AppendCell(&html, HtmlEscape(feature));
-      AppendCell(&html, available ? "yes" : "no");
-      html += "</tr>\n";
-    }
-    html += "</table>\n";
+    *html += "<p class=\"muted\">Not detected yet.</p>\n";
+    return;
   }
+  *html += "<table>\n<tr><th>Feature</th><th>Available</th></tr>\n";
+  for (const auto& [feature, available] : snapshot.kernel_features) {
+    *html += "<tr>";
+    AppendCell(html, HtmlEscape(feature));
+    AppendCell(html, available ? "yes" : "no");
+    *html += "</tr>\n";
+  }
+  *html += "</table>\n";
+}
 
-  html += "<h2>Process sets</h2>\n";
+void AppendSets(const StatusSnapshot& snapshot, std::string* html) {
+  *html += "<h2>Process sets</h2>\n";
   if (snapshot.sets.empty()) {
-    html += "<p class=\"muted\">No process sets.</p>\n";
-  } else {
-    html +=
-        "<table>\n<tr><th>Set</th><th>Watched</th><th>Zombies</th><th>Oldest zombie</th>"
-        "<th>Exits</th><th>Exits (last " +
-        HtmlEscape(FormatAge(snapshot.recent_window_seconds)) +
-        ")</th><th>Reap latency p50</th><th>Reap latency p99</th></tr>\n";
-    for (const StatusSet& set : snapshot.sets) {
-      const bool has_zombie = set.zombies > 0 && set.oldest_zombie_exit_unix_seconds > 0;
-      html += "<tr>";
-      AppendCell(&html, HtmlEscape(set.name));
-      AppendCell(&html, std::to_string(set.watched), true);
-      AppendCell(&html, std::to_string(set.zombies), true);
-      AppendCell(&html, has_zombie ? FormatAge(now - set.oldest_zombie_exit_unix_seconds) : kNoData, true);
-      AppendCell(&html, std::to_string(set.exits_total), true);
-      AppendCell(&html, std::to_string(set.exits_recent), true);
-      AppendCell(&html, FormatQuantile(0.5, set), true);
-      AppendCell(&html, FormatQuantile(0.99, set), true);
-      html += "</tr>\n";
-    }
-    html += "</table>\n";
+    *html += "<p class=\"muted\">No process sets.</p>\n";
+    return;
   }
+  *html +=
+      "<table>\n<tr><th>Set</th><th>Watched</th><th>Zombies</th><th>Oldest zombie</th>"
+      "<th>Exits</th><th>Exits (last " +
+      HtmlEscape(FormatAge(snapshot.recent_window_seconds)) +
+      ")</th><th>Reap latency p50</th><th>Reap latency p99</th></tr>\n";
+  for (const StatusSet& set : snapshot.sets) {
+    const bool has_zombie = set.zombies > 0 && set.oldest_zombie_exit_unix_seconds > 0;
+    *html += "<tr>";
+    AppendCell(html, HtmlEscape(set.name));
+    AppendCell(html, std::to_string(set.watched), true);
+    AppendCell(html, std::to_string(set.zombies), true);
+    AppendCell(
+        html,
+        has_zombie ? FormatAge(snapshot.now_unix_seconds - set.oldest_zombie_exit_unix_seconds) : kNoData,
+        true);
+    AppendCell(html, std::to_string(set.exits_total), true);
+    AppendCell(html, std::to_string(set.exits_recent), true);
+    AppendCell(html, FormatQuantile(0.5, set), true);
+    AppendCell(html, FormatQuantile(0.99, set), true);
+    *html += "</tr>\n";
+  }
+  *html += "</table>\n";
+}
 
-  html += "<h2>Zombies</h2>\n";
+void AppendZombies(const StatusSnapshot& snapshot, std::string* html) {
+  *html += "<h2>Zombies</h2>\n";
   if (snapshot.zombies.empty()) {
-    html += "<p class=\"muted\">No zombies.</p>\n";
-  } else {
-    html +=
-        "<p class=\"muted\">Exited processes that their parent has not reaped yet. "
-        "&ge; means at least: the exit happened before the exporter first saw the process.</p>\n"
-        "<table>\n<tr><th>Set</th><th>PID</th><th>Command</th><th>Parent PID</th>"
-        "<th>Parent command</th><th>Age</th></tr>\n";
-    for (const StatusZombie& zombie : snapshot.zombies) {
-      html += "<tr>";
-      AppendCell(&html, HtmlEscape(zombie.set));
-      AppendCell(&html, std::to_string(zombie.pid), true);
-      AppendCell(&html, HtmlEscape(zombie.comm));
-      AppendCell(&html, std::to_string(zombie.parent_pid), true);
-      AppendCell(&html, HtmlEscape(zombie.parent_comm));
-      const std::string age = FormatAge(now - zombie.exit_unix_seconds);
-      AppendCell(&html, zombie.exit_time_known ? age : kAtLeast + age, true);
-      html += "</tr>\n";
-    }
-    html += "</table>\n";
+    *html += "<p class=\"muted\">No zombies.</p>\n";
+    return;
   }
+  *html +=
+      "<p class=\"muted\">Exited processes that their parent has not reaped yet. "
+      "&ge; means at least: the exit happened before the exporter first saw the process.</p>\n"
+      "<table>\n<tr><th>Set</th><th>PID</th><th>Command</th><th>Parent PID</th>"
+      "<th>Parent command</th><th>Age</th></tr>\n";
+  for (const StatusZombie& zombie : snapshot.zombies) {
+    *html += "<tr>";
+    AppendCell(html, HtmlEscape(zombie.set));
+    AppendCell(html, std::to_string(zombie.pid), true);
+    AppendCell(html, HtmlEscape(zombie.comm));
+    AppendCell(html, std::to_string(zombie.parent_pid), true);
+    AppendCell(html, HtmlEscape(zombie.parent_comm));
+    const std::string age = FormatAge(snapshot.now_unix_seconds - zombie.exit_unix_seconds);
+    AppendCell(html, zombie.exit_time_known ? age : kAtLeast + age, true);
+    *html += "</tr>\n";
+  }
+  *html += "</table>\n";
+}
+
+}  // namespace
+
+std::string RenderStatusPage(const StatusSnapshot& snapshot) {
+  std::string html;
+  html.reserve(4096 + 256 * (snapshot.sets.size() + snapshot.zombies.size()));
+  AppendHeader(snapshot, &html);
+  AppendKernelFeatures(snapshot, &html);
+  AppendSets(snapshot, &html);
+  AppendZombies(snapshot, &html);
   html += "</body>\n</html>\n";
   return html;
 }

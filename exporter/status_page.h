@@ -47,6 +47,9 @@ struct StatusSnapshot {
 };
 
 std::string RenderStatusPage(const StatusSnapshot& snapshot);
+// Fills each set's oldest_zombie_exit_unix_seconds from snapshot->zombies (oldest first): the
+// zombie board is the one source of which zombies exist.
+void AttachOldestZombies(StatusSnapshot* snapshot);
 // &, <, >, " and ' as entities; invalid UTF-8 bytes as U+FFFD; control bytes as U+FFFD.
 std::string HtmlEscape(std::string_view text);
 // The q-quantile (0..1) of a classic histogram, linear within the bucket as PromQL's

@@ -96,7 +96,7 @@ class ChildProcess {
 // which is what a parent label shows for zombies the test process must reap.
 std::string SelfComm();
 
-// What the exporter must report for a raw wait status, by the DESIGN.md contract:
+// What the exporter must report for a raw wait status, by the contract in README (metrics table):
 // reason exited|killed|dumped and code "0".."255" or a signal name like "SIGSEGV".
 std::string ExpectedExitReason(int status);
 std::string ExpectedExitCode(int status);
