@@ -83,6 +83,36 @@ bool EventLoop::RescheduleTimer(int timer_id, std::chrono::milliseconds interval
   return timerfd_settime(timers_[timer_id].get(), 0, &spec, nullptr) == 0;
 }
 
+int EventLoop::AddDeadlineTimer(std::function<void()> callback) {
+  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer) return -1;
+  const int timer_fd = timer.get();
+  const bool added = AddFd(timer_fd, EPOLLIN, [timer_fd, callback = std::move(callback)](uint32_t) {
+    uint64_t expirations = 0;
+    // EAGAIN when re-armed or disarmed after it fired but before this round ran: nothing due.
+    if (read(timer_fd, &expirations, sizeof expirations) == sizeof expirations) callback();
+  });
+  if (!added) return -1;
+  timers_.push_back(std::move(timer));
+  return static_cast<int>(timers_.size()) - 1;
+}
+
+bool EventLoop::ArmTimerAt(int timer_id, int64_t monotonic_ns) {
+  if (timer_id < 0 || static_cast<size_t>(timer_id) >= timers_.size()) return false;
+  itimerspec spec{};
+  // it_value 0 would disarm: a deadline at or before the epoch of CLOCK_MONOTONIC is "now".
+  const int64_t deadline = monotonic_ns > 0 ? monotonic_ns : 1;
+  spec.it_value.tv_sec = deadline / 1000000000;
+  spec.it_value.tv_nsec = deadline % 1000000000;
+  return timerfd_settime(timers_[timer_id].get(), TFD_TIMER_ABSTIME, &spec, nullptr) == 0;
+}
+
+bool EventLoop::DisarmTimer(int timer_id) {
+  if (timer_id < 0 || static_cast<size_t>(timer_id) >= timers_.size()) return false;
+  itimerspec spec{};
+  return timerfd_settime(timers_[timer_id].get(), 0, &spec, nullptr) == 0;
+}
+
 void EventLoop::Post(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);

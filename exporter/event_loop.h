@@ -42,6 +42,13 @@ class EventLoop {
   // id for RescheduleTimer, or -1.
   int AddTimer(std::chrono::milliseconds interval, std::function<void()> callback);
   bool RescheduleTimer(int timer_id, std::chrono::milliseconds interval);
+  // A one-shot CLOCK_MONOTONIC timer, disarmed until ArmTimerAt(): for work due at a
+  // deadline that moves (the reap checks of exporter/reap_watch.h). Returns an id or -1.
+  int AddDeadlineTimer(std::function<void()> callback);
+  // Fires the deadline timer once at `monotonic_ns` (absolute; a time already past fires
+  // at the next dispatch round). Arming again replaces the previous deadline.
+  bool ArmTimerAt(int timer_id, int64_t monotonic_ns);
+  bool DisarmTimer(int timer_id);
 
   // Runs `task` on the loop thread soon. Thread-safe.
   void Post(std::function<void()> task);
