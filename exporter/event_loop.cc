@@ -51,11 +51,29 @@ bool EventLoop::AddKeyed(int fd, uint32_t events, uint64_t key, int* error) {
     if (error) *error = errno;
     return false;
   }
+  if (hide_reap_events_) {
+    key_of_fd_[fd] = event.data.u64;
+    keys_reported_.erase(event.data.u64);
+  }
   return true;
 }
 
 void EventLoop::Remove(int fd) {
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (auto found = key_of_fd_.find(fd); found != key_of_fd_.end()) {
+    keys_reported_.erase(found->second);
+    key_of_fd_.erase(found);
+  }
+}
+
+bool EventLoop::FilterReapEvent(uint64_t key, uint32_t* events) {
+  const bool first_report = keys_reported_.insert(key).second;
+  // Exit and reap seen in one report: before 6.9 that is an EPOLLIN (the group has exited).
+  if (first_report || !(*events & EPOLLHUP)) {
+    *events &= ~static_cast<uint32_t>(EPOLLHUP);
+    return *events != 0;
+  }
+  return false;
 }
 
 int EventLoop::AddTimer(std::chrono::milliseconds interval, std::function<void()> callback) {
@@ -165,7 +183,9 @@ void EventLoop::Run() {
         const size_t index = token & ~kOwnTokenBit;
         if (index < callbacks_.size() && callbacks_[index]) callbacks_[index](events[i].events);
       } else if (keyed_handler_) {
-        keyed_handler_(token, events[i].events);
+        uint32_t keyed_events = events[i].events;
+        if (hide_reap_events_ && !FilterReapEvent(token, &keyed_events)) continue;
+        keyed_handler_(token, keyed_events);
       }
     }
   }

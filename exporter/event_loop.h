@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "unique_fd.h"
@@ -37,6 +39,10 @@ class EventLoop {
   bool AddKeyed(int fd, uint32_t events, uint64_t key, int* error = nullptr);
   void Remove(int fd);
   void SetKeyedHandler(KeyedHandler handler) { keyed_handler_ = std::move(handler); }
+  // For --debug.disable-kernel-features=reap_events on Linux 6.9+: keyed fds report as on
+  // 5.3-6.8, where a pidfd wakes at exit but not at the reap. EPOLLHUP is stripped, and a
+  // report with EPOLLHUP for a key that already had one (the reap's wake-up) is dropped.
+  void HideReapEvents() { hide_reap_events_ = true; }
 
   // A periodic CLOCK_MONOTONIC timer; the callback gets the expiration count. Returns an
   // id for RescheduleTimer, or -1.
@@ -75,6 +81,11 @@ class EventLoop {
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mutex_
   int64_t wake_monotonic_ns_ = 0;
+  bool hide_reap_events_ = false;
+  std::unordered_map<int, uint64_t> key_of_fd_;  // only while hiding reap events
+  std::unordered_set<uint64_t> keys_reported_;   // keys that had a report (hiding reap events)
+  // Whether a keyed report reaches the handler when reap events are hidden; strips EPOLLHUP.
+  bool FilterReapEvent(uint64_t key, uint32_t* events);
 };
 
 }  // namespace pidfd_exporter

@@ -115,6 +115,7 @@ struct Flags {
   std::string procfs = "/proc";
   std::string log_level = "info";
   std::string log_format = "logfmt";
+  std::string disable_kernel_features;  // hidden: --debug.disable-kernel-features
 };
 
 ConfigResult LoadInitialConfig(const Flags& flags) {
@@ -143,6 +144,8 @@ int Run(int argc, char** argv) {
   app.add_option("--path.procfs", flags.procfs, "procfs mountpoint")->default_str("/proc");
   app.add_option("--log.level", flags.log_level, "debug, info, warn or error")->default_str("info");
   app.add_option("--log.format", flags.log_format, "logfmt or json")->default_str("logfmt");
+  // Hidden (empty group): runs the fallbacks of older kernels on a new one, for tests/vm/.
+  app.add_option("--debug.disable-kernel-features", flags.disable_kernel_features)->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -201,6 +204,15 @@ int Run(int argc, char** argv) {
 
   // The probe forks: do it before any thread exists.
   KernelFeatures features = ProbeKernelFeatures();
+  const bool kernel_has_reap_events = features.reap_events;
+  if (std::string unknown; !DisableKernelFeatures(flags.disable_kernel_features, &features, &unknown)) {
+    std::cerr << "pidfd_exporter: --debug.disable-kernel-features: " << unknown << "\n";
+    return 1;
+  }
+  if (!flags.disable_kernel_features.empty()) {
+    LogWarn("Kernel features disabled for testing: the fallbacks of older kernels run",
+            {{"debug.disable-kernel-features", flags.disable_kernel_features}});
+  }
   Pidfd::SetReapIsPolled(features.reap_events);
   LogInfo("Kernel features",
           {{"pidfd_open", features.pidfd_open ? "yes" : "no"},
@@ -229,6 +241,7 @@ int Run(int argc, char** argv) {
     LogError("Cannot create the event loop", {{"err", error}});
     return 1;
   }
+  if (kernel_has_reap_events && !features.reap_events) loop->HideReapEvents();
   Metrics metrics(config);
   metrics.SetKernelFeatures(features);
   metrics.ConfigReloaded(true, UnixNow());
