@@ -122,13 +122,14 @@ bool ReapWatch::CheckedStillZombie(uint64_t key, int64_t now_ns) {
   return true;
 }
 
-std::optional<int64_t> ReapWatch::FoundReaped(uint64_t key, int64_t now_ns) {
+std::optional<ReapWatch::Reap> ReapWatch::FoundReaped(uint64_t key, int64_t now_ns) {
   const auto found = entries_.find(key);
   if (found == entries_.end()) return std::nullopt;
-  const int64_t latency = ReportedLatency(found->second.exit_ns, found->second.last_zombie_ns, now_ns);
+  const int64_t exit = found->second.exit_ns;
+  const int64_t latency = ReportedLatency(exit, found->second.last_zombie_ns, now_ns);
   entries_.erase(found);
   DropStaleTop();  // when it was not handed out, its item is stale now
-  return latency;
+  return Reap{exit + latency, latency};
 }
 
 }  // namespace pidfd_exporter

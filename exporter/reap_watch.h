@@ -57,9 +57,14 @@ class ReapWatch {
   void TakeDue(int64_t now_ns, std::vector<uint64_t>* due);
   // The check at now_ns saw a zombie: schedules the next one. False for an unknown key.
   bool CheckedStillZombie(uint64_t key, int64_t now_ns);
-  // The check at now_ns found the process reaped: stops watching it and returns the reap
-  // latency to report (ns, see ReportedLatency). nullopt for an unknown key.
-  std::optional<int64_t> FoundReaped(uint64_t key, int64_t now_ns);
+  // The check at now_ns found the process reaped: stops watching it and returns when the
+  // reap most likely happened (the midpoint, see ReportedLatency) and the latency from the
+  // exit given to Add(). nullopt for an unknown key.
+  struct Reap {
+    int64_t reap_ns;     // pass this to whatever stamps the reap (it is at most now_ns)
+    int64_t latency_ns;  // reap_ns - exit_ns, never negative
+  };
+  std::optional<Reap> FoundReaped(uint64_t key, int64_t now_ns);
 
   // The reap happened in (last_zombie_ns, reaped_seen_ns]: report the midpoint, which halves
   // the worst error, measured from exit_ns; never negative.

@@ -48,7 +48,7 @@ SimulationResult Simulate(ReapWatch& watch, const std::map<uint64_t, Zombie>& zo
     result.checks += due.size();
     for (uint64_t key : due) {
       if (zombies.at(key).reap_ns <= now) {
-        result.reported[key] = *watch.FoundReaped(key, now);
+        result.reported[key] = watch.FoundReaped(key, now)->latency_ns;
       } else {
         watch.CheckedStillZombie(key, now);
       }
@@ -198,12 +198,15 @@ TEST(ReapWatchTest, RemoveAndReAddAndUnknownKeys) {
   EXPECT_EQ(watch.NextDeadline(), 2 * kSecond + kMillisecond);
   watch.TakeDue(3 * kSecond, &due);
   EXPECT_EQ(due, std::vector<uint64_t>{2});
-  EXPECT_EQ(watch.FoundReaped(2, 2 * kSecond + 3 * kMillisecond), kMillisecond + kMillisecond / 2);
+  const auto reap = watch.FoundReaped(2, 2 * kSecond + 3 * kMillisecond);
+  ASSERT_TRUE(reap);
+  EXPECT_EQ(reap->latency_ns, kMillisecond + kMillisecond / 2);
+  EXPECT_EQ(reap->reap_ns, 2 * kSecond + kMillisecond + kMillisecond / 2);
   EXPECT_FALSE(watch.NextDeadline());
   EXPECT_EQ(watch.size(), 0u);
   // A key found reaped without being handed out (reap seen another way) goes too.
   watch.Add(3, 0, 0);
-  EXPECT_EQ(watch.FoundReaped(3, 4 * kMillisecond), 2 * kMillisecond);
+  EXPECT_EQ(watch.FoundReaped(3, 4 * kMillisecond)->latency_ns, 2 * kMillisecond);
   EXPECT_FALSE(watch.NextDeadline());
 }
 
