@@ -3,7 +3,8 @@
 // tests/vm/check_results.py to compare with the exporter's scrape. Built static, so the same
 // binary runs in the Debian 12 VM's initramfs and on the host.
 //
-//   workload child LIFE_MS CODE       (as hold0, hold20, ...: the name is the set) sleep, exit CODE
+//   workload child LIFE_MS CODE [stamp]  (as hold0, hold20, ...: the name is the set) sleep, exit
+//                                     CODE; with stamp, first write the time to fd 4
 //   workload child wait CODE          block until fd 3 reaches EOF, then exit CODE
 //   workload child forever            pause() until killed
 //   workload holds BINDIR             hold0: 20 zombies reaped at once, hold20: 20 held 20 ms,
@@ -60,12 +61,19 @@ static int RunChild(int argc, char** argv) {
   } else {
     SleepUntil(Now() + (int64_t)atoi(argv[2]) * 1000000);
   }
+  // Hold children ("stamp") have a pipe on fd 4: the last moment before the exit, on our
+  // clock (the earliest the kernel can have made this a zombie).
+  if (argc >= 5 && strcmp(argv[4], "stamp") == 0) {
+    const int64_t exiting = Now();
+    (void)!write(4, &exiting, sizeof exiting);
+  }
   _exit(code);
 }
 
 // Forks (or, with set_tid > 0, clone3s onto that PID) a child that execs BINDIR/name.
 // Returns the PID; -1 when clone3 could not take set_tid.
-static pid_t Spawn(const char* bindir, const char* name, const char* arg, const char* code, pid_t set_tid) {
+static pid_t Spawn(const char* bindir, const char* name, const char* arg, const char* code, pid_t set_tid,
+                   int stamp_fd) {
   pid_t pid;
   if (set_tid > 0) {
     pid_t wanted[1] = {set_tid};
@@ -84,9 +92,10 @@ static pid_t Spawn(const char* bindir, const char* name, const char* arg, const 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (stamp_fd >= 0 && dup2(stamp_fd, 4) < 0) _exit(126);
     char path[512];
     snprintf(path, sizeof path, "%s/%s", bindir, name);
-    execl(path, name, "child", arg, code, (char*)NULL);
+    execl(path, name, "child", arg, code, stamp_fd >= 0 ? "stamp" : (char*)NULL, (char*)NULL);
     _exit(127);
   }
   return pid;
@@ -111,23 +120,41 @@ static int64_t Reap(pid_t pid, int* status) {
 }
 
 // One hold set: n children that live 200 ms (long enough to be watched) and exit 3; each
-// zombie is held hold_ms after the parent saw it exit.
+// zombie is held hold_ms after the parent saw it exit. The true latency (kernel's zombie
+// transition to the reap) lies between two measurements on our clock: from the parent's
+// wake-up (waitid returned: after the exit) to the start of waitpid (before the reap), and
+// from the child's last stamp (before the exit) to the end of waitpid (after the reap).
 static void HoldSet(const char* bindir, const char* set, int n, int hold_ms) {
-  int64_t sum = 0, min = INT64_MAX, max = 0;
+  int64_t sum = 0, low = 0, high = 0, min = INT64_MAX, max = 0;
   int wrong_status = 0;
+  int stamps[2];
+  if (pipe(stamps) != 0) Die("pipe");
   for (int i = 0; i < n; ++i) {
-    const pid_t pid = Spawn(bindir, set, "200", "3", 0);
+    const pid_t pid = Spawn(bindir, set, "200", "3", 0, stamps[1]);
     const int64_t exited = WaitExited(pid);
+    int64_t child_exiting = exited;
+    if (read(stamps[0], &child_exiting, sizeof child_exiting) != sizeof child_exiting) Die("read stamp");
     if (hold_ms > 0) SleepUntil(exited + (int64_t)hold_ms * 1000000);
     int status = 0;
-    const int64_t held = Reap(pid, &status) - exited;
+    const int64_t before = Now();
+    while (waitpid(pid, &status, 0) != pid) {
+      if (errno != EINTR) Die("waitpid");
+    }
+    const int64_t after = Now();
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 3) ++wrong_status;
+    const int64_t held = before + (after - before) / 2 - exited;
     sum += held;
+    low += before - exited;
+    high += after - child_exiting;
     if (held < min) min = held;
     if (held > max) max = held;
   }
-  printf("TRUTH set=%s kind=hold hold_ms=%d count=%d sum_ns=%lld min_ns=%lld max_ns=%lld wrong_status=%d\n", set,
-         hold_ms, n, (long long)sum, (long long)min, (long long)max, wrong_status);
+  close(stamps[0]);
+  close(stamps[1]);
+  printf("TRUTH set=%s kind=hold hold_ms=%d count=%d sum_ns=%lld low_sum_ns=%lld high_sum_ns=%lld min_ns=%lld "
+         "max_ns=%lld wrong_status=%d\n",
+         set, hold_ms, n, (long long)sum, (long long)low, (long long)high, (long long)min, (long long)max,
+         wrong_status);
   fflush(stdout);
 }
 
@@ -159,18 +186,18 @@ static int Reuse(const char* bindir, int rounds) {
   static const char* const kSecondLifeMs[] = {"0", "1", "5", "100"};
   int reused = 0, wrong_status = 0;
   for (int round = 0; round < rounds; ++round) {
-    const pid_t first = Spawn(bindir, "reuse_a", "50", "0", 0);
+    const pid_t first = Spawn(bindir, "reuse_a", "50", "0", 0, -1);
     int status = 0;
     WaitExited(first);
     Reap(first, &status);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++wrong_status;
     // The freed PID, taken again at once: the exporter has not seen the reap on < 6.9.
     const char* life = kSecondLifeMs[round % 4];
-    pid_t second = Spawn(bindir, "reuse_b", life, "7", first);
+    pid_t second = Spawn(bindir, "reuse_b", life, "7", first, -1);
     if (second == first) {
       ++reused;
     } else {
-      second = Spawn(bindir, "reuse_b", life, "7", 0);  // keep the counts exact regardless
+      second = Spawn(bindir, "reuse_b", life, "7", 0, -1);  // keep the counts exact regardless
     }
     WaitExited(second);
     Reap(second, &status);
@@ -238,7 +265,7 @@ static int Burst(const char* bindir, int n) {
 
 static int Linger(const char* bindir, int n) {
   pid_t* pids = calloc((size_t)n, sizeof *pids);
-  for (int i = 0; i < n; ++i) pids[i] = Spawn(bindir, "linger", "forever", "0", 0);
+  for (int i = 0; i < n; ++i) pids[i] = Spawn(bindir, "linger", "forever", "0", 0, -1);
   // Let the exporter see them running: ready means "watch them now" to the script, which
   // polls the exporter before it tells us (SIGUSR1) to kill them.
   printf("LINGER started\n");
