@@ -151,10 +151,11 @@ static void HoldSet(const char* bindir, const char* set, int n, int hold_ms) {
   }
   close(stamps[0]);
   close(stamps[1]);
-  printf("TRUTH set=%s kind=hold hold_ms=%d count=%d sum_ns=%lld low_sum_ns=%lld high_sum_ns=%lld min_ns=%lld "
-         "max_ns=%lld wrong_status=%d\n",
-         set, hold_ms, n, (long long)sum, (long long)low, (long long)high, (long long)min, (long long)max,
-         wrong_status);
+  printf(
+      "TRUTH set=%s kind=hold hold_ms=%d count=%d sum_ns=%lld low_sum_ns=%lld high_sum_ns=%lld min_ns=%lld "
+      "max_ns=%lld wrong_status=%d\n",
+      set, hold_ms, n, (long long)sum, (long long)low, (long long)high, (long long)min, (long long)max,
+      wrong_status);
   fflush(stdout);
 }
 
@@ -256,8 +257,10 @@ static int Burst(const char* bindir, int n) {
       ++wrong;
     }
   }
-  printf("TRUTH set=burst kind=burst count=%d code0=%d code1=%d code2=%d code3=%d wrong_status=%d span_ns=%lld\n", n,
-         codes[0], codes[1], codes[2], codes[3], wrong, (long long)(Now() - released));
+  printf(
+      "TRUTH set=burst kind=burst count=%d code0=%d code1=%d code2=%d code3=%d wrong_status=%d "
+      "span_ns=%lld\n",
+      n, codes[0], codes[1], codes[2], codes[3], wrong, (long long)(Now() - released));
   fflush(stdout);
   free(pids);
   return 0;
