@@ -305,4 +305,36 @@ void BM_ReapWatchAllDueRound(benchmark::State& state) {
 }
 BENCHMARK(BM_ReapWatchAllDueRound)->Unit(benchmark::kMicrosecond);
 
+// One reap check of a zombie on a kernel < 6.9 (a real zombie child of this process): the
+// signal-0 way Pidfd::IsReaped() takes there, and the fdinfo way it falls back to.
+struct ZombieChild {
+  pid_t pid = fork();
+  pe::Pidfd pidfd;
+  ZombieChild() {
+    if (pid == 0) _exit(0);
+    siginfo_t info{};
+    waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+    int error = 0;
+    pidfd = pe::Pidfd::Open(pid, &error);
+  }
+  ~ZombieChild() { waitpid(pid, nullptr, 0); }
+};
+
+void BM_ReapCheckSignalZero(benchmark::State& state) {
+  pe::Pidfd::SetReapIsPolled(false);
+  ZombieChild zombie;
+  for (auto _ : state) {
+    if (zombie.pidfd.IsReaped()) state.SkipWithError("reaped?");
+  }
+}
+BENCHMARK(BM_ReapCheckSignalZero);
+
+void BM_ReapCheckFdinfo(benchmark::State& state) {
+  ZombieChild zombie;
+  for (auto _ : state) {
+    if (zombie.pidfd.ReapedPerFdinfo()) state.SkipWithError("reaped?");
+  }
+}
+BENCHMARK(BM_ReapCheckFdinfo);
+
 BENCHMARK_MAIN();

@@ -101,7 +101,17 @@ bool Pidfd::IsReaped() const {
     pollfd request{fd_.get(), 0, 0};
     return poll(&request, 1, 0) == 1 && (request.revents & POLLHUP);
   }
-  // Before 6.9 there is no POLLHUP; fdinfo says "Pid: -1" once the struct pid has no task.
+  // Before 6.9 there is no POLLHUP. Signal 0 through the pidfd succeeds while the process
+  // has a task (a zombie too) and fails with ESRCH once it was reaped: one system call,
+  // cheap enough for the reap checks of exporter/reap_watch.h. Without permission to signal
+  // it (EPERM: another user's process and no CAP_KILL) fdinfo tells instead.
+  if (syscall(SYS_pidfd_send_signal, fd_.get(), 0, nullptr, 0) == 0) return false;
+  if (errno == ESRCH) return true;
+  return ReapedPerFdinfo();
+}
+
+bool Pidfd::ReapedPerFdinfo() const {
+  // "Pid: -1" once the struct pid has no task (5.10+; the signal above covers 5.3+).
   const std::string name = "/proc/self/fdinfo/" + std::to_string(fd_.get());
   const auto text = ReadFileAt(AT_FDCWD, name.c_str(), 4096);
   if (!text) return false;

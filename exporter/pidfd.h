@@ -57,9 +57,11 @@ class Pidfd {
   // (ENOTTY before 6.13, ESRCH after the reap unless the EXIT bit is asked for).
   std::optional<PidfdInfo> GetInfo(uint64_t mask, int* error = nullptr) const;
   // True once the parent reaped the process: poll() with no requested events reports
-  // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) it reads
-  // /proc/self/fdinfo instead ("Pid: -1").
+  // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) pidfd_send_signal(fd, 0)
+  // fails with ESRCH; where that is not permitted, /proc/self/fdinfo says "Pid: -1".
   bool IsReaped() const;
+  // The fdinfo way alone (one open, read and close).
+  bool ReapedPerFdinfo() const;
   // Set once at start-up from ProbeKernelFeatures().reap_events: whether poll() tells a
   // reaped process apart (6.9+); otherwise IsReaped() reads fdinfo alone, as it must
   // before 6.9 and as --debug.disable-kernel-features=reap_events makes it on newer kernels.
