@@ -6,6 +6,9 @@
 //   Tracker exit+reap    one watched process's exit and reap through the tracker's
 //                        public OnPidfdEvent(): the user-space work per lifecycle after
 //                        epoll reported it (epoll_wait itself is not included)
+//   ReapWatch round      10,000 lingering zombies on kernels < 6.9: one round of
+//                        TakeDue() + CheckedStillZombie() for every key due (the scheduling
+//                        only; the checks' own system calls are not included)
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -27,6 +30,7 @@
 #include "pidfd.h"
 #include "process_set.h"
 #include "procfs.h"
+#include "reap_watch.h"
 #include "tracker.h"
 
 namespace pe = pidfd_exporter;
@@ -256,5 +260,81 @@ BENCHMARK(BM_TrackerExitAndReapTogether)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// 10,000 zombies aged 1 min .. ~2.8 h (exits 1 s apart), checked on schedule by a loop that
+// wakes at NextDeadline(): the cost of one wake-up's round. Counters: checks per round and
+// ns per check. (At these ages the schedule asks ~50 * ln(10,060 / 60) ~ 256 checks/s of the
+// loop for all 10,000; the benchmark runs far more rounds, so the simulated ages grow.)
+void BM_ReapWatchLingeringRound(benchmark::State& state) {
+  constexpr int64_t kSecond = 1'000'000'000;
+  pe::ReapWatch watch(pe::ReapWatchOptions{.max_checks_per_second = 0});
+  const int64_t start = 20'000 * kSecond;
+  for (uint64_t key = 0; key < 10'000; ++key) {
+    watch.Add(key, start - 60 * kSecond - static_cast<int64_t>(key) * kSecond, start);
+  }
+  std::vector<uint64_t> due;
+  int64_t checks = 0;
+  int64_t now = start;
+  for (auto _ : state) {
+    now = *watch.NextDeadline();
+    watch.TakeDue(now, &due);
+    for (uint64_t key : due) watch.CheckedStillZombie(key, now);
+    checks += static_cast<int64_t>(due.size());
+  }
+  state.counters["checks_per_round"] = benchmark::Counter(static_cast<double>(checks) / state.iterations());
+  state.counters["per_check"] = benchmark::Counter(static_cast<double>(checks),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ReapWatchLingeringRound);
+
+// The worst round: all 10,000 due at once (a burst of exits 1 ms ago), every one handed out
+// and rescheduled. Time per iteration = one round of 10,000 checks' scheduling.
+void BM_ReapWatchAllDueRound(benchmark::State& state) {
+  constexpr int64_t kMillisecond = 1'000'000;
+  pe::ReapWatch watch(pe::ReapWatchOptions{.max_checks_per_second = 0});
+  for (uint64_t key = 0; key < 10'000; ++key) watch.Add(key, 0, 0);
+  std::vector<uint64_t> due;
+  int64_t now = 0;
+  for (auto _ : state) {
+    now += 100'000 * kMillisecond;  // everyone due again, each round
+    watch.TakeDue(now, &due);
+    for (uint64_t key : due) watch.Add(key, now, now);  // age 0 again: same work every round
+    if (due.size() != 10'000) state.SkipWithError("not all due");
+  }
+  state.SetItemsProcessed(state.iterations() * 10'000);
+}
+BENCHMARK(BM_ReapWatchAllDueRound)->Unit(benchmark::kMicrosecond);
+
+// One reap check of a zombie on a kernel < 6.9 (a real zombie child of this process): the
+// signal-0 way Pidfd::IsReaped() takes there, and the fdinfo way it falls back to.
+struct ZombieChild {
+  pid_t pid = fork();
+  pe::Pidfd pidfd;
+  ZombieChild() {
+    if (pid == 0) _exit(0);
+    siginfo_t info{};
+    waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+    int error = 0;
+    pidfd = pe::Pidfd::Open(pid, &error);
+  }
+  ~ZombieChild() { waitpid(pid, nullptr, 0); }
+};
+
+void BM_ReapCheckSignalZero(benchmark::State& state) {
+  pe::Pidfd::SetReapIsPolled(false);
+  ZombieChild zombie;
+  for (auto _ : state) {
+    if (zombie.pidfd.IsReaped()) state.SkipWithError("reaped?");
+  }
+}
+BENCHMARK(BM_ReapCheckSignalZero);
+
+void BM_ReapCheckFdinfo(benchmark::State& state) {
+  ZombieChild zombie;
+  for (auto _ : state) {
+    if (zombie.pidfd.ReapedPerFdinfo()) state.SkipWithError("reaped?");
+  }
+}
+BENCHMARK(BM_ReapCheckFdinfo);
 
 BENCHMARK_MAIN();

@@ -51,11 +51,29 @@ bool EventLoop::AddKeyed(int fd, uint32_t events, uint64_t key, int* error) {
     if (error) *error = errno;
     return false;
   }
+  if (hide_reap_events_) {
+    key_of_fd_[fd] = event.data.u64;
+    keys_reported_.erase(event.data.u64);
+  }
   return true;
 }
 
 void EventLoop::Remove(int fd) {
   epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (auto found = key_of_fd_.find(fd); found != key_of_fd_.end()) {
+    keys_reported_.erase(found->second);
+    key_of_fd_.erase(found);
+  }
+}
+
+bool EventLoop::FilterReapEvent(uint64_t key, uint32_t* events) {
+  const bool first_report = keys_reported_.insert(key).second;
+  // Exit and reap seen in one report: before 6.9 that is an EPOLLIN (the group has exited).
+  if (first_report || !(*events & EPOLLHUP)) {
+    *events &= ~static_cast<uint32_t>(EPOLLHUP);
+    return *events != 0;
+  }
+  return false;
 }
 
 int EventLoop::AddTimer(std::chrono::milliseconds interval, std::function<void()> callback) {
@@ -80,6 +98,36 @@ bool EventLoop::RescheduleTimer(int timer_id, std::chrono::milliseconds interval
   spec.it_interval.tv_sec = milliseconds / 1000;
   spec.it_interval.tv_nsec = (milliseconds % 1000) * 1000000;
   spec.it_value = spec.it_interval;
+  return timerfd_settime(timers_[timer_id].get(), 0, &spec, nullptr) == 0;
+}
+
+int EventLoop::AddDeadlineTimer(std::function<void()> callback) {
+  UniqueFd timer(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer) return -1;
+  const int timer_fd = timer.get();
+  const bool added = AddFd(timer_fd, EPOLLIN, [timer_fd, callback = std::move(callback)](uint32_t) {
+    uint64_t expirations = 0;
+    // EAGAIN when re-armed or disarmed after it fired but before this round ran: nothing due.
+    if (read(timer_fd, &expirations, sizeof expirations) == sizeof expirations) callback();
+  });
+  if (!added) return -1;
+  timers_.push_back(std::move(timer));
+  return static_cast<int>(timers_.size()) - 1;
+}
+
+bool EventLoop::ArmTimerAt(int timer_id, int64_t monotonic_ns) {
+  if (timer_id < 0 || static_cast<size_t>(timer_id) >= timers_.size()) return false;
+  itimerspec spec{};
+  // it_value 0 would disarm: a deadline at or before the epoch of CLOCK_MONOTONIC is "now".
+  const int64_t deadline = monotonic_ns > 0 ? monotonic_ns : 1;
+  spec.it_value.tv_sec = deadline / 1000000000;
+  spec.it_value.tv_nsec = deadline % 1000000000;
+  return timerfd_settime(timers_[timer_id].get(), TFD_TIMER_ABSTIME, &spec, nullptr) == 0;
+}
+
+bool EventLoop::DisarmTimer(int timer_id) {
+  if (timer_id < 0 || static_cast<size_t>(timer_id) >= timers_.size()) return false;
+  itimerspec spec{};
   return timerfd_settime(timers_[timer_id].get(), 0, &spec, nullptr) == 0;
 }
 
@@ -135,7 +183,9 @@ void EventLoop::Run() {
         const size_t index = token & ~kOwnTokenBit;
         if (index < callbacks_.size() && callbacks_[index]) callbacks_[index](events[i].events);
       } else if (keyed_handler_) {
-        keyed_handler_(token, events[i].events);
+        uint32_t keyed_events = events[i].events;
+        if (hide_reap_events_ && !FilterReapEvent(token, &keyed_events)) continue;
+        keyed_handler_(token, keyed_events);
       }
     }
   }

@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "unique_fd.h"
@@ -37,11 +39,22 @@ class EventLoop {
   bool AddKeyed(int fd, uint32_t events, uint64_t key, int* error = nullptr);
   void Remove(int fd);
   void SetKeyedHandler(KeyedHandler handler) { keyed_handler_ = std::move(handler); }
+  // For --debug.disable-kernel-features=reap_events on Linux 6.9+: keyed fds report as on
+  // 5.3-6.8, where a pidfd wakes at exit but not at the reap. EPOLLHUP is stripped, and a
+  // report with EPOLLHUP for a key that already had one (the reap's wake-up) is dropped.
+  void HideReapEvents() { hide_reap_events_ = true; }
 
   // A periodic CLOCK_MONOTONIC timer; the callback gets the expiration count. Returns an
   // id for RescheduleTimer, or -1.
   int AddTimer(std::chrono::milliseconds interval, std::function<void()> callback);
   bool RescheduleTimer(int timer_id, std::chrono::milliseconds interval);
+  // A one-shot CLOCK_MONOTONIC timer, disarmed until ArmTimerAt(): for work due at a
+  // deadline that moves (the reap checks of exporter/reap_watch.h). Returns an id or -1.
+  int AddDeadlineTimer(std::function<void()> callback);
+  // Fires the deadline timer once at `monotonic_ns` (absolute; a time already past fires
+  // at the next dispatch round). Arming again replaces the previous deadline.
+  bool ArmTimerAt(int timer_id, int64_t monotonic_ns);
+  bool DisarmTimer(int timer_id);
 
   // Runs `task` on the loop thread soon. Thread-safe.
   void Post(std::function<void()> task);
@@ -68,6 +81,11 @@ class EventLoop {
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mutex_
   int64_t wake_monotonic_ns_ = 0;
+  bool hide_reap_events_ = false;
+  std::unordered_map<int, uint64_t> key_of_fd_;  // only while hiding reap events
+  std::unordered_set<uint64_t> keys_reported_;   // keys that had a report (hiding reap events)
+  // Whether a keyed report reaches the handler when reap events are hidden; strips EPOLLHUP.
+  bool FilterReapEvent(uint64_t key, uint32_t* events);
 };
 
 }  // namespace pidfd_exporter

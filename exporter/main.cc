@@ -116,6 +116,7 @@ struct Flags {
   std::string procfs = "/proc";
   std::string log_level = "info";
   std::string log_format = "logfmt";
+  std::string disable_kernel_features;  // hidden: --debug.disable-kernel-features
 };
 
 ConfigResult LoadInitialConfig(const Flags& flags) {
@@ -144,6 +145,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* flags) {
   app.add_option("--path.procfs", flags->procfs, "procfs mountpoint")->default_str("/proc");
   app.add_option("--log.level", flags->log_level, "debug, info, warn or error")->default_str("info");
   app.add_option("--log.format", flags->log_format, "logfmt or json")->default_str("logfmt");
+  // Hidden (empty group): runs the fallbacks of older kernels on a new one, for tests/vm/.
+  app.add_option("--debug.disable-kernel-features", flags->disable_kernel_features)->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -191,17 +194,27 @@ std::optional<WebConfig> LoadWebConfigFlag(const Flags& flags) {
 }
 
 // Step 3: the process itself, before any thread exists: memory arenas, the descriptor limit,
-// the kernel's features (the probe forks), and the signals the loop reads through a signalfd.
-KernelFeatures PrepareProcess() {
+// the kernel's features (the probe forks), less those --debug.disable-kernel-features hides.
+// nullopt after an unknown feature name. `kernel_has_reap_events`: before hiding.
+std::optional<KernelFeatures> PrepareProcess(const Flags& flags, bool* kernel_has_reap_events) {
   // Glibc gives every HTTP thread its own malloc arena; two are plenty for this workload
   // and keep RSS flat under heavy scraping.
   mallopt(M_ARENA_MAX, 2);
   RaiseFileLimit();
   KernelFeatures features = ProbeKernelFeatures();
+  *kernel_has_reap_events = features.reap_events;
+  if (std::string unknown; !DisableKernelFeatures(flags.disable_kernel_features, &features, &unknown)) {
+    std::cerr << "pidfd_exporter: --debug.disable-kernel-features: " << unknown << "\n";
+    return std::nullopt;
+  }
+  if (!flags.disable_kernel_features.empty()) {
+    LogWarn("Kernel features disabled for testing: the fallbacks of older kernels run",
+            {{"debug.disable-kernel-features", flags.disable_kernel_features}});
+  }
   Pidfd::SetReapIsPolled(features.reap_events);
   LogInfo("Kernel features",
           {{"pidfd_open", features.pidfd_open ? "yes" : "no"},
-           {"reap_events", features.reap_events ? "yes" : "no (kernel < 6.9: reaps seen at scans)"},
+           {"reap_events", features.reap_events ? "yes" : "no (kernel < 6.9: reaps found by checks)"},
            {"get_info", features.get_info ? "yes" : "no"},
            {"exit_status", features.exit_status ? "yes" : "no (kernel < 6.15: /proc fallback)"},
            {"pidfs_identity", features.pidfs_identity ? "yes" : "no"}});
@@ -456,7 +469,10 @@ int Run(int argc, char** argv) {
   LogInfo("Starting pidfd_exporter",
           {{"version", kVersion}, {"revision", kRevision}, {"config", config.source}});
 
-  KernelFeatures features = PrepareProcess();
+  bool kernel_has_reap_events = false;
+  std::optional<KernelFeatures> prepared = PrepareProcess(flags, &kernel_has_reap_events);
+  if (!prepared) return 1;
+  KernelFeatures features = *prepared;
   if (!features.pidfd_open) {
     LogError("pidfd_open(2) is not available (Linux 5.3 or newer is required)");
     return 1;
@@ -468,6 +484,7 @@ int Run(int argc, char** argv) {
     LogError("Cannot create the event loop", {{"err", error}});
     return 1;
   }
+  if (kernel_has_reap_events && !features.reap_events) loop->HideReapEvents();
   Metrics metrics(config);
   metrics.SetKernelFeatures(features);
   metrics.ConfigReloaded(true, UnixNow());

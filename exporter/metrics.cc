@@ -394,11 +394,10 @@ void Metrics::CountError(const std::string& operation) {
 }
 
 void Metrics::SetKernelFeatures(const KernelFeatures& features) {
-  const std::pair<const char*, bool> values[] = {{"reap_events", features.reap_events},
-                                                 {"exit_status", features.exit_status},
-                                                 {"proc_connector", features.proc_connector},
-                                                 {"taskstats", features.taskstats},
-                                                 {"pidfs_identity", features.pidfs_identity}};
+  const std::pair<const char*, bool> values[] = {
+      {"reap_events", features.reap_events},       {"exit_status", features.exit_status},
+      {"proc_connector", features.proc_connector}, {"taskstats", features.taskstats},
+      {"pidfs_identity", features.pidfs_identity}, {"get_info", features.get_info}};
   for (const auto& [name, present] : values)
     kernel_feature_family_.Add({{"feature", name}}).Set(present ? 1 : 0);
 }

@@ -96,11 +96,22 @@ void Pidfd::SetReapIsPolled(bool polled) {
 }
 
 bool Pidfd::IsReaped() const {
-  // events = 0: POLLIN is set for a zombie already, only POLLHUP says "reaped" (6.9+).
-  pollfd request{fd_.get(), 0, 0};
-  if (poll(&request, 1, 0) == 1 && (request.revents & POLLHUP)) return true;
-  if (g_reap_is_polled.load(std::memory_order_relaxed)) return false;
-  // Before 6.9 there is no POLLHUP; fdinfo says "Pid: -1" once the struct pid has no task.
+  if (g_reap_is_polled.load(std::memory_order_relaxed)) {
+    // events = 0: POLLIN is set for a zombie already, only POLLHUP says "reaped" (6.9+).
+    pollfd request{fd_.get(), 0, 0};
+    return poll(&request, 1, 0) == 1 && (request.revents & POLLHUP);
+  }
+  // Before 6.9 there is no POLLHUP. Signal 0 through the pidfd succeeds while the process
+  // has a task (a zombie too) and fails with ESRCH once it was reaped: one system call,
+  // cheap enough for the reap checks of exporter/reap_watch.h. Without permission to signal
+  // it (EPERM: another user's process and no CAP_KILL) fdinfo tells instead.
+  if (syscall(SYS_pidfd_send_signal, fd_.get(), 0, nullptr, 0) == 0) return false;
+  if (errno == ESRCH) return true;
+  return ReapedPerFdinfo();
+}
+
+bool Pidfd::ReapedPerFdinfo() const {
+  // "Pid: -1" once the struct pid has no task (5.10+; the signal above covers 5.3+).
   const std::string name = "/proc/self/fdinfo/" + std::to_string(fd_.get());
   const auto text = ReadFileAt(AT_FDCWD, name.c_str(), 4096);
   if (!text) return false;
@@ -150,6 +161,35 @@ KernelFeatures ProbeKernelFeatures() {
     features.exit_status = exit_info && exit_info->has_exit && exit_info->exit_status == status;
   }
   return features;
+}
+
+bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, std::string* error) {
+  const std::pair<const char*, bool KernelFeatures::*> switchable[] = {
+      {"reap_events", &KernelFeatures::reap_events},
+      {"pidfs_identity", &KernelFeatures::pidfs_identity},
+      {"get_info", &KernelFeatures::get_info},
+      {"exit_status", &KernelFeatures::exit_status}};
+  size_t begin = 0;
+  while (begin < names.size()) {
+    size_t end = names.find(',', begin);
+    if (end == std::string::npos) end = names.size();
+    const std::string name = names.substr(begin, end - begin);
+    begin = end + 1;
+    if (name.empty()) continue;
+    bool known = false;
+    for (const auto& [feature_name, member] : switchable) {
+      if (name == feature_name) {
+        features->*member = false;
+        known = true;
+      }
+    }
+    if (!known) {
+      *error = "unknown kernel feature \"" + name +
+               "\" (known: reap_events, pidfs_identity, get_info, exit_status)";
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string SignalName(int signal_number) {

@@ -57,11 +57,14 @@ class Pidfd {
   // (ENOTTY before 6.13, ESRCH after the reap unless the EXIT bit is asked for).
   std::optional<PidfdInfo> GetInfo(uint64_t mask, int* error = nullptr) const;
   // True once the parent reaped the process: poll() with no requested events reports
-  // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) it reads
-  // /proc/self/fdinfo instead ("Pid: -1").
+  // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) pidfd_send_signal(fd, 0)
+  // fails with ESRCH; where that is not permitted, /proc/self/fdinfo says "Pid: -1".
   bool IsReaped() const;
-  // Set once at start-up from ProbeKernelFeatures().reap_events: whether poll() alone
-  // tells a reaped process apart (saves the fdinfo read on the hot path).
+  // The fdinfo way alone (one open, read and close).
+  bool ReapedPerFdinfo() const;
+  // Set once at start-up from ProbeKernelFeatures().reap_events: whether poll() tells a
+  // reaped process apart (6.9+); otherwise IsReaped() reads fdinfo alone, as it must
+  // before 6.9 and as --debug.disable-kernel-features=reap_events makes it on newer kernels.
   static void SetReapIsPolled(bool polled);
 
   static constexpr uint64_t kInfoPid = 1ull << 0;
@@ -76,6 +79,13 @@ class Pidfd {
 // Forks one short-lived child and watches it exit and be reaped through a pidfd to learn
 // what this kernel supports. Call before any thread is started.
 KernelFeatures ProbeKernelFeatures();
+
+// The hidden --debug.disable-kernel-features switch: clears the named features in
+// *features so the fallbacks of older kernels run on a new one (tests/vm/ covers them
+// on Linux 6.18 between runs on the real 6.1). `names` is a comma-separated list of
+// reap_events, pidfs_identity, get_info, exit_status; empty clears nothing. False with
+// *error naming the first unknown name.
+bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, std::string* error);
 
 // "exited"/"killed"/"dumped" and "0".."255" or "SIGKILL" for a raw wait status.
 struct ExitReason {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <set>
 
@@ -44,12 +45,41 @@ Tracker::Tracker(EventLoop* loop, Metrics* metrics, const Config& config, Tracke
       accounting_(metrics) {
   metrics_->CreateFixedSets(assigner_.FixedNames());
   loop_->SetKeyedHandler([this](uint64_t key, uint32_t events) { OnPidfdEvent(key, events); });
+  if (!options_.features.reap_events) reap_timer_id_ = loop_->AddDeadlineTimer([this] { OnReapTimer(); });
   PublishWatchedCount();
+}
+
+void Tracker::ArmReapTimer() {
+  if (reap_timer_id_ < 0) return;
+  if (auto next = reap_watch_.NextDeadline())
+    loop_->ArmTimerAt(reap_timer_id_, *next);
+  else
+    loop_->DisarmTimer(reap_timer_id_);
+}
+
+// One round of reap checks: each due zombie is either rescheduled or reaped at the midpoint
+// between its last zombie check and now (ReapWatch::FoundReaped).
+void Tracker::OnReapTimer() {
+  const int64_t now = MonotonicNanoseconds();
+  reap_watch_.TakeDue(now, &reap_due_);
+  for (uint64_t key : reap_due_) {
+    auto found = processes_.find(key);
+    if (found == processes_.end()) continue;
+    if (!found->second.pidfd.IsReaped()) {
+      reap_watch_.CheckedStillZombie(key, now);
+      continue;
+    }
+    const auto reap = reap_watch_.FoundReaped(key, now);
+    HandleReap(found->second, reap ? reap->reap_ns : now, false);
+  }
+  ArmReapTimer();
 }
 
 Tracker::~Tracker() = default;
 
 void Tracker::ApplyConfig(const Config& config) {
+  // Their slots may be removed below: count them now, with what is known.
+  FlushParkedExits(INT64_MAX);
   assigner_.Apply(config);
   metrics_->SetMaxSets(config.max_sets);
   metrics_->CreateFixedSets(assigner_.FixedNames());
@@ -218,6 +248,7 @@ bool Tracker::Reread(WatchedProcess& process) {
 void Tracker::Forget(uint64_t key) {
   auto found = processes_.find(key);
   if (found == processes_.end()) return;
+  reap_watch_.Remove(key);
   WatchedProcess& process = found->second;
   SetMembership(process, std::nullopt);
   loop_->Remove(process.pidfd.fd());
@@ -297,6 +328,11 @@ void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns) {
   process.zombie = zombie;
   ReadZombieDetails(process, nullptr);
   PublishZombie(process);
+  if (reap_timer_id_ >= 0) {
+    // Seen unreaped at monotonic_ns (OnPidfdEvent checked IsReaped() before calling us).
+    reap_watch_.Add(process.key, zombie.exit.monotonic_ns, monotonic_ns);
+    ArmReapTimer();
+  }
 }
 
 void Tracker::HandleExitAndReap(WatchedProcess& process, int64_t monotonic_ns) {
@@ -386,6 +422,7 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
     Forget(process.key);
     return;
   }
+  std::optional<ReapFacts> reap;
   if (process.zombie && process.zombie->exit.observed) {
     ReapFacts facts;
     facts.slot = process.member->slot;
@@ -404,10 +441,58 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
                              : process.attributes.parent_pid;
       facts.parent_ignores_children = reader_->IgnoresChildren(parent);
     }
-    accounting_.Reaped(facts);
+    reap = facts;
   }
-  accounting_.ExitCounted(process.member->slot, WaitStatus(process));
+  const std::optional<uint32_t> status = WaitStatus(process);
+  if (!status && connector_) {
+    ParkExit(process.attributes.pid, ParkedExit{process.member->slot, reap, MonotonicNanoseconds()});
+  } else {
+    if (reap) accounting_.Reaped(*reap);
+    accounting_.ExitCounted(process.member->slot, status);
+  }
   Forget(process.key);
+}
+
+void Tracker::ParkExit(int pid, ParkedExit parked) {
+  // One parked exit per PID: an older one under the same PID waited long enough.
+  if (auto older = parked_exits_.find(pid); older != parked_exits_.end()) {
+    if (older->second.reap) accounting_.Reaped(*older->second.reap);
+    accounting_.ExitCounted(older->second.slot, std::nullopt);
+    parked_exits_.erase(older);
+  }
+  parked_exits_.emplace(pid, std::move(parked));
+}
+
+bool Tracker::CompleteParkedExit(const ProcEvent& event) {
+  auto found = parked_exits_.find(event.pid);
+  if (found == parked_exits_.end()) return false;
+  ParkedExit& parked = found->second;
+  const auto stamp = static_cast<int64_t>(event.timestamp_ns);
+  // An exit stamped after the reap we parked belongs to the PID's next process.
+  if (parked.reap && stamp > parked.reap->reaped_monotonic_ns) return false;
+  if (!parked.reap && stamp > parked.parked_ns) return false;
+  if (parked.reap) {
+    ReapFacts& reap = *parked.reap;
+    if (stamp < reap.exit.monotonic_ns) reap.exit.monotonic_ns = stamp;
+    reap.exit_stamped_by_kernel = true;
+    reap.released_at_exit = event.parent_tgid == 0;
+    accounting_.Reaped(reap);
+  }
+  accounting_.ExitCounted(parked.slot, event.exit_code);
+  parked_exits_.erase(found);
+  return true;
+}
+
+void Tracker::FlushParkedExits(int64_t parked_before) {
+  for (auto parked = parked_exits_.begin(); parked != parked_exits_.end();) {
+    if (parked->second.parked_ns >= parked_before) {
+      ++parked;
+      continue;
+    }
+    if (parked->second.reap) accounting_.Reaped(*parked->second.reap);
+    accounting_.ExitCounted(parked->second.slot, std::nullopt);
+    parked = parked_exits_.erase(parked);
+  }
 }
 
 const TaskExitRecord* Tracker::PeekExitRecord(const WatchedProcess& process) {

@@ -28,6 +28,7 @@
 #include "pidfd.h"
 #include "proc_connector.h"
 #include "process_reader.h"
+#include "reap_watch.h"
 #include "set_assigner.h"
 #include "status_page.h"
 #include "taskstats.h"
@@ -256,6 +257,33 @@ class Tracker {
   std::unordered_map<int, UnmatchedProcess> unmatched_;
   std::unordered_map<int, Ghost> ghosts_;
   std::atomic<bool> first_scan_done_{false};
+
+  // Kernels < 6.9 (no reap event): each zombie is checked on ReapWatch's schedule
+  // (exporter/reap_watch.h) from one deadline timer.
+  ReapWatch reap_watch_;
+  int reap_timer_id_ = -1;
+  std::vector<uint64_t> reap_due_;
+  void OnReapTimer();
+  void ArmReapTimer();
+
+  // A reaped member whose exit status no source had yet. Before 6.15 the status of a reaped
+  // process is readable only from the connector's exit event, and exit_notify() wakes the
+  // pidfd and the parent before that event is even queued: a parent that reaps at once (and
+  // may fork the PID's next process) leaves us a reap without a status. Its exit is counted when
+  // the event comes (matched by PID and stamped before the reap), or as unknown once the
+  // connector's queue was read empty kParkedExitWaitNs after it.
+  struct ParkedExit {
+    size_t slot = 0;
+    std::optional<ReapFacts> reap;  // nullopt: no latency to observe (exit never observed)
+    int64_t parked_ns = 0;
+  };
+  static constexpr int64_t kParkedExitWaitNs = 20'000'000;
+  void ParkExit(int pid, ParkedExit parked);
+  // The exit event of a parked exit: counts it. False when `event` is no parked exit's.
+  bool CompleteParkedExit(const ProcEvent& event);
+  // Counts parked exits parked before `parked_before` as unknown.
+  void FlushParkedExits(int64_t parked_before);
+  std::unordered_map<int, ParkedExit> parked_exits_;  // by pid
 };
 
 }  // namespace pidfd_exporter

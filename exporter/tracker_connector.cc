@@ -42,6 +42,7 @@ void Tracker::DrainConnector() {
       // Events were dropped: only a full /proc scan can tell what was missed.
       metrics_->CountError("connector_overflow");
       ScheduleRescan();
+      FlushParkedExits(INT64_MAX);  // their events may be among the lost
       if (exit_records_) exit_records_->DropAll();
     }
     if (status == ProcConnector::ReceiveStatus::kError) {
@@ -51,6 +52,8 @@ void Tracker::DrainConnector() {
     }
     if (status == ProcConnector::ReceiveStatus::kWouldBlock) {
       if (exit_records_) exit_records_->PairIfBacklogged();
+      // Read empty well after they were parked: their exit events are not coming.
+      if (!parked_exits_.empty()) FlushParkedExits(MonotonicNanoseconds() - kParkedExitWaitNs);
       break;
     }
   }
@@ -245,6 +248,7 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
 }
 
 void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* record) {
+  if (!parked_exits_.empty() && CompleteParkedExit(event)) return;
   auto watched = key_by_pid_.find(event.pid);
   if (watched == key_by_pid_.end()) {
     OnGhostExit(event.pid, event, record);

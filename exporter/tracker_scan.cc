@@ -127,6 +127,7 @@ void Tracker::FinishScan() {
   // connector lost it (then the rescan is all there is).
   std::erase_if(ghosts_, [this](const auto& item) { return item.second.created_scan + 1 < scan_number_; });
   CheckZombiesForReaps();
+  FlushParkedExits(MonotonicNanoseconds() - kParkedExitWaitNs);
   // At a low exit rate the records would otherwise wait long for a batch.
   if (exit_records_) exit_records_->Pair();
   metrics_->ScanDuration(static_cast<double>(MonotonicNanoseconds() - scan_.started) / 1e9);
@@ -147,7 +148,8 @@ void Tracker::CheckZombiesForReaps() {
   if (options_.features.reap_events) return;
   std::vector<uint64_t> reaped;
   for (auto& [key, process] : processes_) {
-    if (process.zombie && process.pidfd.IsReaped()) reaped.push_back(key);
+    // Zombies with reap checks are found reaped there, with the better time.
+    if (process.zombie && !reap_watch_.Contains(key) && process.pidfd.IsReaped()) reaped.push_back(key);
   }
   for (uint64_t key : reaped) HandleReap(processes_.at(key), MonotonicNanoseconds(), false);
 }

@@ -24,6 +24,9 @@ packages=(
   clang libclang-rt-14-dev util-linux
   # status page e2e tests render / in headless Chromium (tests/e2e/status_page_test.sh)
   chromium
+  # the old-kernel test boots Debian 12's kernel in QEMU with a busybox initramfs
+  # (tests/e2e/old_kernel_vm_test.sh; the kernel package itself: scripts/fetch-vm-kernel.sh)
+  qemu-system-x86 busybox-static cpio
 )
 
 missing=()
