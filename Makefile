@@ -3,13 +3,14 @@
 #               builds only the exporter and serves the default config.
 #   make test   installs the rest (scripts/install-deps.sh test), builds every target with
 #               warnings as errors, then runs every test.
+#   make deb    builds the Debian package (CPack) in its own Release build directory.
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 CONFIG ?= config/pidfd_exporter.yml
 LISTEN ?= :9721
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps configure-exporter configure build run test check-config container-check sanitizers fuzz bench format clean
+.PHONY: all deps test-deps configure-exporter configure build run test deb check-config container-check sanitizers fuzz bench format clean
 
 all: build
 
@@ -41,6 +42,13 @@ run: configure-exporter
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j $(JOBS)
 
+# pidfd_exporter_<version>-1_<arch>.deb in build/deb/: the CMake preset "deb" (Release with
+# the compiler's defaults, no -Werror, installed to /usr; docs/deployment.md).
+deb:
+	@scripts/install-deps.sh deb
+	@cmake --preset deb >/dev/null
+	@cmake --build --preset deb -j $(JOBS)
+	@cpack --preset deb
 check-config: configure-exporter
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target pidfd_exporter
 	@for f in config/*.yml config/examples/*.yml; do $(BUILD_DIR)/pidfd_exporter --config.check --config.file=$$f || exit 1; done
