@@ -4,18 +4,19 @@
 #   scripts/install-deps.sh build          compile and run the exporter (`make run`)
 #   scripts/install-deps.sh build test     + everything the tests use (`make test`, CI)
 #   scripts/install-deps.sh deb            + what `make deb` (CPack's DEB generator) calls
+#   scripts/install-deps.sh unit           + GoogleTest for the unit tests (the Dockerfile)
 #   scripts/install-deps.sh fuzz           + clang's libFuzzer (scripts/fuzz.sh)
 #   scripts/install-deps.sh bench          + the benchmarks' comparison and profiling tools
 #   scripts/install-deps.sh container      buildah and friends (scripts/container-check.sh)
 #   scripts/install-deps.sh --list GROUP...     print the packages, install nothing
 #   scripts/install-deps.sh --dry-run GROUP...  print the packages that are missing
 #
-# Groups only add up: `test`, `deb`, `fuzz` and `bench` imply `build`. Idempotent: when
+# Groups only add up: `test`, `deb`, `unit`, `fuzz` and `bench` imply `build`. Idempotent: when
 # every package is present it prints nothing and touches no package list.
 set -euo pipefail
 
 usage() {
-  echo "usage: install-deps.sh [--list|--dry-run] build|test|deb|fuzz|bench|container..." >&2
+  echo "usage: install-deps.sh [--list|--dry-run] build|test|deb|unit|fuzz|bench|container..." >&2
   exit 2
 }
 
@@ -29,10 +30,14 @@ group_build() {
   # TLS: OpenSSL 3 headers for the CivetWeb shim (exporter/tls_shim/)
   echo libssl-dev
 }
-group_test() {
+group_unit() {
   group_build
-  # unit and integration tests; the benchmark binaries are built (not run) by `make test`
-  echo libgtest-dev libgmock-dev libbenchmark-dev
+  echo libgtest-dev libgmock-dev
+}
+group_test() {
+  group_unit
+  # the benchmark binaries are built (not run) by `make test`
+  echo libbenchmark-dev
   # end-to-end: the real Prometheus server and promtool, an HTTP client, test certificates
   echo prometheus curl ca-certificates openssl python3
   # rules/dashboard/Prometheus e2e tests read YAML (tests/e2e/lib.sh find_python)
@@ -76,7 +81,7 @@ esac
 packages=()
 for group in "$@"; do
   case "$group" in
-    build | test | deb | fuzz | bench | container) mapfile -t -O ${#packages[@]} packages < <("group_$group" | tr ' ' '\n' | grep .) ;;
+    build | test | deb | unit | fuzz | bench | container) mapfile -t -O ${#packages[@]} packages < <("group_$group" | tr ' ' '\n' | grep .) ;;
     *) usage ;;
   esac
 done

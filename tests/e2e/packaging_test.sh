@@ -42,6 +42,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+# A signal (ctest interrupted) still runs cleanup, which purges the package.
+trap 'exit 130' INT TERM
 
 passed=0
 failed=0
@@ -140,7 +142,7 @@ UNIT="$TMP/unit/pidfd_exporter.service"
 # verify needs ExecStart's binary to exist: the binary under test.
 sed "s#^ExecStart=/usr/bin/pidfd_exporter#ExecStart=$BIN#" "$UNIT_SRC" > "$UNIT"
 if ! command -v systemd-analyze >/dev/null; then
-  fail "systemd-analyze is missing (package systemd, scripts/install-deps.sh)"
+  fail "systemd-analyze is missing (package systemd, scripts/install-deps.sh test)"
 else
   verify_out=$(cd "$TMP/unit" && systemd-analyze verify "$UNIT" 2>&1)
   verify_rc=$?
