@@ -262,7 +262,7 @@ deb_section() {
     if [ "${CI:-}" = true ]; then fail "Debian package: CI runs as root, this test does not"; else skip "Debian package: not root (apt-get install)"; fi
     return
   fi
-  if dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null | grep -q 'installed\|config-files'; then
+  if grep -q 'installed\|config-files' <<<"$(dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null)"; then
     # An operator's installation on this machine is not ours to replace or purge.
     if [ "${CI:-}" = true ]; then fail "Debian package: pidfd_exporter is already installed"; else skip "Debian package: pidfd_exporter is already installed here"; fi
     return
@@ -293,7 +293,7 @@ deb_section() {
     version=$(sed -n 's/^project(pidfd_exporter VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
     [[ "$(dpkg-deb -f "$deb" Version)" == "$version"-* ]] || { echo "  Version $(dpkg-deb -f "$deb" Version), project $version"; ok=1; }
     echo "  Depends: $(dpkg-deb -f "$deb" Depends)"
-    ! dpkg-deb -f "$deb" Depends | grep -q -- '-dev' || { echo "  Depends names a -dev package"; ok=1; }
+    ! grep -q -- '-dev' <<<"$(dpkg-deb -f "$deb" Depends)" || { echo "  Depends names a -dev package"; ok=1; }
     return $ok
   }
   check "package control: name, version $(dpkg-deb -f "$deb" Version 2>/dev/null), Depends without -dev packages" control_ok
@@ -325,7 +325,7 @@ deb_section() {
     return
   fi
   package_files_ok() {
-    local ok=0 f
+    local ok=0 f libraries
     [ "$(dpkg-query -W -f='${Status}' pidfd_exporter)" = "install ok installed" ] || { echo "  dpkg status: not installed"; ok=1; }
     for f in /usr/bin/pidfd_exporter /etc/pidfd_exporter/config.yml /etc/default/pidfd_exporter \
              /usr/lib/systemd/system/pidfd_exporter.service /usr/share/pidfd_exporter/config.default.yml \
@@ -339,9 +339,11 @@ deb_section() {
       { echo "  installed unit: unexpected ExecStart"; ok=1; }
     diff <(dpkg-query -W -f='${Conffiles}\n' pidfd_exporter | awk 'NF {print $1}' | sort) \
          <(printf '/etc/default/pidfd_exporter\n/etc/pidfd_exporter/config.yml\n') || { echo "  dpkg's conffiles differ"; ok=1; }
-    ldd /usr/bin/pidfd_exporter | grep -q 'not found' && { ldd /usr/bin/pidfd_exporter | grep 'not found'; ok=1; }
+    # (ldd's output in a variable: `ldd | grep -q` fails under pipefail when grep stops early.)
+    libraries=$(ldd /usr/bin/pidfd_exporter)
+    ! grep 'not found' <<<"$libraries" || ok=1
     # RUNPATH $ORIGIN/../lib/<triplet>/pidfd_exporter: ldd prints it unnormalised (/usr/bin/../lib/...).
-    ldd /usr/bin/pidfd_exporter | grep -Eq 'libssl\.so => /usr/[^ ]*/pidfd_exporter/libssl\.so ' ||
+    grep -Eq 'libssl\.so => /usr/[^ ]*/pidfd_exporter/libssl\.so ' <<<"$libraries" ||
       { echo "  libssl.so does not resolve to the package's TLS shim"; ok=1; }
     return $ok
   }
@@ -406,7 +408,7 @@ deb_section() {
     local after
     DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge pidfd_exporter > "$TMP/apt-purge.log" 2>&1 ||
       { tail -20 "$TMP/apt-purge.log"; return 1; }
-    ! dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null | grep -q . ||
+    [ -z "$(dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null)" ] ||
       { echo "  dpkg still knows it: $(dpkg-query -W -f='${Status}' pidfd_exporter)"; return 1; }
     after=$(leftovers)
     [ "$after" = "$before" ] || { echo "  left behind:"; diff <(echo "$before") <(echo "$after") | sed -n 's/^> /    /p'; return 1; }
