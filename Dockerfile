@@ -12,48 +12,39 @@ ARG DEBIAN_RELEASE=bookworm
 ############################ build stage ############################
 FROM debian:${DEBIAN_RELEASE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
-# The -dev packages of scripts/install-deps.sh, without the end-to-end tools
-# (Prometheus server, curl): only the unit tests run here.
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      g++ cmake ninja-build make pkg-config \
-      prometheus-cpp-dev libcivetweb-dev civetweb libyaml-cpp-dev libre2-dev libcli11-dev \
-      zlib1g-dev libcrypt-dev libssl-dev \
-      libgtest-dev libgmock-dev libbenchmark-dev \
- && rm -rf /var/lib/apt/lists/*
+# The packages of scripts/install-deps.sh's groups deb (build + CPack's tools) and unit
+# (GoogleTest): only the unit tests run here, no end-to-end tools. Copied alone first so
+# that this layer stays cached until the package lists change.
+COPY scripts/install-deps.sh /usr/local/sbin/install-deps.sh
+RUN install-deps.sh deb unit && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
 # .git is not in the build context (.dockerignore): the revision comes in as a build arg.
 ARG REVISION=unknown
-# RelWithDebInfo (-O2) like `make`; --strip drops the debug info. (-O3, the Release type,
-# trips GCC 12's -Wrestrict false positive on std::string concatenation under -Werror.)
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
-      -DPIDFD_EXPORTER_REVISION="${REVISION}" \
+# Release with the compiler's defaults (no -Werror), like `make deb`; the unit tests run on
+# these very objects; cpack makes the same Debian package as `make deb` (stripped).
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+      -DPIDFD_EXPORTER_BUILD_BENCHMARKS=OFF -DPIDFD_EXPORTER_REVISION="${REVISION}" \
  && cmake --build /build --target pidfd_exporter unit_tests \
  && ctest --test-dir /build -L unit --output-on-failure \
- && DESTDIR=/out cmake --install /build --strip \
- && /out/usr/bin/pidfd_exporter --version \
- && /out/usr/bin/pidfd_exporter --config.check --config.file=/out/etc/pidfd_exporter/config.yml \
- && rm -rf /out/usr/lib/systemd /out/etc/default
+ && cd /build && cpack -G DEB -B /out \
+ && dpkg-deb --field /out/pidfd_exporter_*.deb Package Version Depends
 
 ############################ runtime stage ##########################
 FROM debian:${DEBIAN_RELEASE}-slim
 ARG DEBIAN_FRONTEND=noninteractive
-# Exactly the shared libraries the binary links (ldd); libc6, libstdc++6 and libgcc-s1 are
-# already in the base image. tests/e2e/packaging_test.sh checks this list against ldd.
-# libssl3: CivetWeb's TLS through the shims of cmake/tls_shim.cmake.
+# The Debian package of the build stage: apt resolves its Depends (the shared libraries the
+# binary links, computed by dpkg-shlibdeps). It puts /usr/bin/pidfd_exporter, its TLS shims,
+# /etc/pidfd_exporter/config.yml and /usr/share/pidfd_exporter in place; its systemd unit
+# and /etc/default file are unused here (postinst starts nothing without systemd).
+COPY --from=build /out/pidfd_exporter_*.deb /tmp/
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      libprometheus-cpp-core1.0 libcivetweb1 libyaml-cpp0.7 libre2-9 zlib1g libcrypt1 libssl3 \
- && rm -rf /var/lib/apt/lists/*
-
-# What `cmake --install` put in place (cmake/install.cmake), less the systemd unit and
-# /etc/default: /usr/bin/pidfd_exporter, its private libraries (TLS shims) under
-# /usr/lib/<triplet>/pidfd_exporter, /etc/pidfd_exporter/config.yml, /usr/share/pidfd_exporter.
-COPY --from=build /out/ /
+ && apt-get install -y --no-install-recommends /tmp/pidfd_exporter_*.deb \
+ && rm -rf /var/lib/apt/lists/* /tmp/pidfd_exporter_*.deb \
+ && /usr/bin/pidfd_exporter --version \
+ && /usr/bin/pidfd_exporter --config.check --config.file=/etc/pidfd_exporter/config.yml
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown

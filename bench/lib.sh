@@ -66,17 +66,25 @@ slab_pidfd_bytes() {
 }
 slab_total_kib() { awk '/^Slab:/{print $2}' /proc/meminfo; }
 
+# poll TENTHS COMMAND...: runs COMMAND every 0.1 s until it succeeds; fails after TENTHS tries.
+poll() {
+  local tries=$1 i
+  shift
+  for ((i = 0; i < tries; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+http_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; }
+
 # start_sleepers N SETS [PREFIX]: N paused children named PREFIX%04d; waits until ready.
 start_sleepers() {
   local out="$WORK/sleepers.$$.$RANDOM"
   "$HELPERS/sleepers" "$1" "$2" "${3:-b}" >"$out" &
   SLEEPERS_PID=$!
   _bench_pids+=("$SLEEPERS_PID")
-  local i
-  for i in $(seq 1 600); do
-    grep -q '^ready' "$out" 2>/dev/null && return 0
-    sleep 0.1
-  done
+  poll 600 grep -q '^ready' "$out" 2>/dev/null && return 0
   echo "sleepers did not get ready" >&2
   return 1
 }
@@ -94,18 +102,15 @@ start_exporter() {
   EXPORTER_PID=$!
   EXPORTER_LOG=$log
   _bench_pids+=("$EXPORTER_PID")
-  local i
-  EXPORTER_PORT=
-  for i in $(seq 1 600); do
+  # The port, once the log names it; a dead exporter ends the wait at once.
+  listening() {
     EXPORTER_PORT=$(sed -n 's/.*msg="Listening on" address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-    [ -n "$EXPORTER_PORT" ] && break
-    kill -0 "$EXPORTER_PID" 2>/dev/null || { cat "$log" >&2; return 1; }
-    sleep 0.1
-  done
-  for i in $(seq 1 1200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EXPORTER_PORT/-/ready")" = 200 ] && return 0
-    sleep 0.1
-  done
+    [ -n "$EXPORTER_PORT" ] || ! kill -0 "$EXPORTER_PID" 2>/dev/null
+  }
+  EXPORTER_PORT=
+  poll 600 listening || true
+  [ -n "$EXPORTER_PORT" ] || { cat "$log" >&2; return 1; }
+  poll 1200 http_ok "http://127.0.0.1:$EXPORTER_PORT/-/ready" && return 0
   echo "exporter not ready" >&2
   return 1
 }
@@ -121,11 +126,7 @@ start_pe() {
     -gather-smaps=false >"$WORK/pe.log" 2>&1 &
   PE_PID=$!
   _bench_pids+=("$PE_PID")
-  local i
-  for i in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics" && return 0
-    sleep 0.1
-  done
+  poll 100 curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics" && return 0
   echo "process-exporter did not start" >&2
   return 1
 }
@@ -147,12 +148,12 @@ metric() {
 }
 # wait_metric PORT NAME MIN [LABEL]: polls (at most 120 s) until the metric reaches MIN.
 wait_metric() {
-  local i v
-  for i in $(seq 1 1200); do
+  local v
+  at_least() {
     v=$(metric "$1" "$2" "${4:-}")
-    awk -v v="$v" -v m="$3" 'BEGIN{exit !(v >= m)}' && return 0
-    sleep 0.1
-  done
+    awk -v v="$v" -v m="$3" 'BEGIN{exit !(v >= m)}'
+  }
+  poll 1200 at_least "$@" && return 0
   echo "timeout waiting for $2 >= $3 (at $v)" >&2
   return 1
 }

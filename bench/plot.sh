@@ -5,7 +5,7 @@
 # Usage: bench/plot.sh [RESULTS_DIR]   (default bench/results)
 set -euo pipefail
 DIR=${1:-$(cd "$(dirname "$0")" && pwd)/results}
-command -v gnuplot >/dev/null || { echo "plot: gnuplot missing (scripts/install-bench-deps.sh)" >&2; exit 1; }
+command -v gnuplot >/dev/null || { echo "plot: gnuplot missing (scripts/install-deps.sh bench)" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 if [ -f "$DIR/scrape.csv" ]; then

@@ -7,7 +7,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
-"$BENCH/../scripts/install-bench-deps.sh"
+"$BENCH/../scripts/install-deps.sh" bench
 
 if [ $QUICK = 1 ]; then
   # Small, fast variants; each scenario still exercises its whole path.

@@ -8,6 +8,7 @@
 #   /usr/share/pidfd_exporter/                  dashboards/ as in the source tree (Grafana JSON,
 #                                               provisioning, rules/*.yml), without tests/tools
 #   /usr/share/pidfd_exporter/config.default.yml    the pristine default config, always
+#   /usr/share/doc/pidfd_exporter/              README.md, BENCHMARKS.md and docs/*.md
 #
 # Configuration files go under PIDFD_EXPORTER_SYSCONFDIR, an ABSOLUTE path (default /etc)
 # whatever the prefix: the binary reads /etc/pidfd_exporter/config.yml when --config.file is
@@ -80,3 +81,8 @@ if(IS_DIRECTORY ${CMAKE_SOURCE_DIR}/dashboards)
             PATTERN "tests" EXCLUDE PATTERN "tools" EXCLUDE PATTERN "*.test.yml" EXCLUDE
             PATTERN "*_test.yml" EXCLUDE PATTERN "node_modules" EXCLUDE)
 endif()
+
+# Documentation: what an operator reads after installing the package.
+file(GLOB _pidfd_exporter_docs ${CMAKE_SOURCE_DIR}/docs/*.md)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/BENCHMARKS.md ${_pidfd_exporter_docs}
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})

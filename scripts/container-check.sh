@@ -38,27 +38,10 @@ step() { echo "--- [$(($(date +%s) - started))s] $*"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "container-check: run as root (buildah, debootstrap)"; exit 1; }
 
-# 1. Tools, from Debian. promtool comes with the prometheus package (its service is kept
-#    from starting, as in scripts/install-deps.sh).
+# 1. Tools, from Debian (scripts/install-deps.sh container; promtool comes with the
+#    prometheus package, whose service is kept from starting).
 step "tools"
-missing=()
-for package in buildah debootstrap jq prometheus curl; do
-  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  apt-get update -qq
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
-  fi
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  rc=$?
-  [ $created_policy -eq 1 ] && rm -f "$policy"
-  [ $rc -eq 0 ] || { fail "apt-get install ${missing[*]}"; finish; }
-fi
+"$SRC/scripts/install-deps.sh" container || { fail "scripts/install-deps.sh container"; finish; }
 mkdir -p "$WORK"
 
 # 2. Base image: a debootstrap'ed bookworm (minbase) under the names the Dockerfile uses.

@@ -17,10 +17,10 @@ source_dir=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$source_dir/build/fuzz}
 jobs=${JOBS:-$(nproc)}
 
-"$source_dir/scripts/install-deps.sh" || exit 1
+"$source_dir/scripts/install-deps.sh" fuzz || exit 1
 cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPIDFD_EXPORTER_SANITIZE=address,undefined \
-  -DPIDFD_EXPORTER_BUILD_FUZZERS=ON -DPIDFD_EXPORTER_BUILD_TESTS=OFF -DPIDFD_EXPORTER_BUILD_BENCHMARKS=OFF \
+  -DPIDFD_EXPORTER_BUILD_FUZZERS=ON -DPIDFD_EXPORTER_BUILD_TESTS=OFF -DPIDFD_EXPORTER_BUILD_BENCHMARKS=OFF -DPIDFD_EXPORTER_WERROR=ON \
   >/dev/null || exit 1
 cmake --build "$build_dir" -j "$jobs" --target fuzzers || exit 1
 

@@ -24,7 +24,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$source_dir/scripts/tsan.supp}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-}
 
-"$source_dir/scripts/install-deps.sh" || exit 1
+"$source_dir/scripts/install-deps.sh" test || exit 1
 
 passed=0
 failed=0
@@ -39,7 +39,7 @@ for variant in "${variants[@]}"; do
   echo "=== $variant ($sanitize) in $build_dir"
   start=$SECONDS
   if ! cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-      -DPIDFD_EXPORTER_SANITIZE=$sanitize -DPIDFD_EXPORTER_BUILD_BENCHMARKS=OFF >/dev/null ||
+      -DPIDFD_EXPORTER_SANITIZE=$sanitize -DPIDFD_EXPORTER_BUILD_BENCHMARKS=OFF -DPIDFD_EXPORTER_WERROR=ON >/dev/null ||
      ! cmake --build "$build_dir" -j "$jobs"; then
     echo "=== $variant: BUILD FAILED"
     failed=$((failed + 1)); summary+=("$variant: build failed"); continue

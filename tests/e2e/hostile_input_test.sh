@@ -41,37 +41,18 @@ BIN=$TMP/bin
 mkdir -p "$BIN"
 EXPORTER_PID='' PROM_PID=''
 PROC_PIDS=()
-stop_pid() {  # TERM, 5 s, KILL
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
 cleanup() {
   local pid
   { for pid in "${PROC_PIDS[@]}"; do kill -KILL "$pid"; wait "$pid"; done; } 2>/dev/null
-  stop_pid "$PROM_PID"
-  stop_pid "$EXPORTER_PID"
+  stop_pids "$PROM_PID" "$EXPORTER_PID"
   wait 2>/dev/null
   if [ "$FAILED" -eq 0 ]; then rm -rf "$TMP"; else echo "logs kept in $TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s
-  local seconds=$1 what=$2; shift 2
-  local end=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then fail "$what (not within ${seconds}s)"; return 1; fi
-    sleep 0.2
-  done
-  pass "$what"
-}
 hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 comm_hex() { printf '%s' "$1" | head -c 15 | od -An -v -tx1 | tr -d ' \n'; }  # the kernel keeps 15 bytes
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start_exporter CONFIG LOG: sets EXPORTER_PID and ADDR
 start_exporter() {
@@ -215,9 +196,9 @@ if wait_for 30 "Prometheus ready" curl -sf "$PROM_URL/-/ready" &&
 else
   tail -20 "$TMP/prometheus.log"
 fi
-stop_pid "$PROM_PID"; PROM_PID=
+stop_pids "$PROM_PID"; PROM_PID=
 check "the exporter is still running" kill -0 "$EXPORTER_PID"
-stop_pid "$EXPORTER_PID"; EXPORTER_PID=
+stop_pids "$EXPORTER_PID"; EXPORTER_PID=
 { for pid in "${PROC_PIDS[@]}"; do kill -KILL "$pid"; wait "$pid"; done; } 2>/dev/null
 PROC_PIDS=()
 

@@ -1,5 +1,7 @@
-# Shared helpers for tests/e2e/*_test.sh (sourced, not run; not a test itself).
-# Each test counts its checks with pass/fail and ends with `finish`, which prints
+# The shared library of tests/e2e/*_test.sh (sourced, not run; not a test itself): counting
+# checks, polling with a deadline, ports, stopping processes. Tests that run the exporter
+# under their own control also source helpers/common.sh, which builds on this file.
+# Each test counts its checks with pass/fail/check and ends with `finish`, which prints
 # "N passed, M failed" and exits non-zero on any failure.
 
 PASSED=0
@@ -8,17 +10,23 @@ FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 
-# check "description" command args...: runs the command, counts the result, shows its output on failure.
+# check "description" command args...: runs the command, counts the result, shows its output
+# (the last 40 lines) on failure. The command runs in this shell, so what it sets stays set.
 check() {
   local what=$1; shift
   local out
-  if out=$("$@" 2>&1); then
+  out=$(mktemp)
+  if "$@" >"$out" 2>&1; then
     pass "$what"
   else
     fail "$what"
-    printf '%s\n' "$out" | sed 's/^/     /' | tail -40
+    sed 's/^/     /' "$out" | tail -40
   fi
+  rm -f "$out"
 }
+
+# note TEXT: an informational line between the checks (measured values, why a part is skipped).
+note() { echo "     # $*"; }
 
 finish() {
   echo "$PASSED passed, $FAILED failed"
@@ -26,7 +34,7 @@ finish() {
   exit $?
 }
 
-# A python3 that has PyYAML (Debian's python3-yaml, installed by scripts/install-deps.sh). A python
+# A python3 that has PyYAML (Debian's python3-yaml, installed by scripts/install-deps.sh test). A python
 # from pyenv or a venv earlier in PATH may lack it, so try /usr/bin/python3 too.
 find_python() {
   local candidate
@@ -49,4 +57,34 @@ add_counts() {
   fi
   PASSED=$((PASSED + $(echo "$line" | cut -d' ' -f1)))
   FAILED=$((FAILED + $(echo "$line" | cut -d' ' -f3)))
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls the command every 0.1 s until it succeeds
+# (a pass), or counts a failure once SECONDS have gone by.
+wait_for() {
+  local seconds=$1 what=$2; shift 2
+  local end=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then fail "$what (not within ${seconds}s)"; return 1; fi
+    sleep 0.1
+  done
+  pass "$what"
+}
+
+# A TCP port on 127.0.0.1 that was free a moment ago (python3, or $PY when the test set it).
+free_port() {
+  "${PY:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# stop_pids PID...: SIGTERM to each (empty arguments are skipped), up to 5 s each to go,
+# then SIGKILL; reaps them.
+stop_pids() {
+  local pid
+  for pid in "$@"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
+  for pid in "$@"; do
+    [ -n "$pid" ] || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
 }

@@ -12,7 +12,13 @@
 #    <= 4.5, and the properties the exporter relies on.
 # 3. Dockerfile: the runtime stage installs a package for every library the binary links
 #    (ldd), dockerfile-utils lint, and its HEALTHCHECK command against a running exporter.
-# 4. deploy/kubernetes/*.yaml: schemas (npm kubernetes-models, @kubernetes-models/
+# 4. The Debian package (cmake/package.cmake, `make deb`), as root: cpack builds it from this
+#    build directory; control fields, conffiles, Depends (ldd), maintainer scripts; then
+#    `apt-get install ./pidfd_exporter_*.deb` on this machine: files, --version, the unit
+#    verified and enabled, an edited conffile kept by a reinstall; remove (conffiles stay,
+#    unit masked) and purge (nothing named pidfd_exporter left). An EXIT trap purges the
+#    package whatever happens. PIDFD_EXPORTER_DEB=path tests a prebuilt package instead.
+# 5. deploy/kubernetes/*.yaml: schemas (npm kubernetes-models, @kubernetes-models/
 #    prometheus-operator, installed by `npm ci` into deploy/tools/node_modules), key fields,
 #    the ConfigMap's config passes --config.check, the PrometheusRule is in sync with
 #    dashboards/rules/pidfd_exporter.rules.yml and passes `promtool check rules`.
@@ -23,11 +29,21 @@ BIN=$(readlink -f "${1:?usage: packaging_test.sh BINARY SOURCE_DIR}")
 SRC=$(readlink -f "${2:?usage: packaging_test.sh BINARY SOURCE_DIR}")
 TMP=$(mktemp -d /tmp/pidfd_exporter-packaging.XXXXXX)
 EXPORTER_PID=""
+PACKAGE_INSTALLED_HERE=0
+APT=(apt-get -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300)
 cleanup() {
   [ -n "$EXPORTER_PID" ] && kill "$EXPORTER_PID" 2>/dev/null && wait "$EXPORTER_PID" 2>/dev/null
+  # Never leave the package of a failed run installed on the machine.
+  if [ "$PACKAGE_INSTALLED_HERE" = 1 ] && dpkg-query -W pidfd_exporter >/dev/null 2>&1; then
+    echo "cleanup: purging the pidfd_exporter package"
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge pidfd_exporter >/dev/null 2>&1 ||
+      dpkg --purge pidfd_exporter >/dev/null 2>&1
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+# A signal (ctest interrupted) still runs cleanup, which purges the package.
+trap 'exit 130' INT TERM
 
 passed=0
 failed=0
@@ -47,7 +63,7 @@ while [ "$BUILD" != / ] && [ ! -f "$BUILD/CMakeCache.txt" ]; do BUILD=$(dirname 
 [ -f "$BUILD/CMakeCache.txt" ] || { echo "no CMakeCache.txt above $BIN"; exit 1; }
 
 ########################## 1. cmake --install ##########################
-echo "--- cmake --install"
+echo "--- cmake --install (at ${SECONDS} s)"
 ROOT="$TMP/root"
 if DESTDIR="$ROOT" cmake --install "$BUILD" --prefix /usr > "$TMP/install.log" 2>&1; then
   pass "cmake --install (DESTDIR, prefix /usr)"
@@ -119,14 +135,14 @@ other_prefix() {
 check "prefix /usr/local: binary in /usr/local/bin, unit follows it, config still in /etc" other_prefix
 
 ########################## 2. systemd unit ##########################
-echo "--- systemd unit"
+echo "--- systemd unit (at ${SECONDS} s)"
 UNIT_SRC="$SRC/deploy/pidfd_exporter.service"
 mkdir -p "$TMP/unit"
 UNIT="$TMP/unit/pidfd_exporter.service"
 # verify needs ExecStart's binary to exist: the binary under test.
 sed "s#^ExecStart=/usr/bin/pidfd_exporter#ExecStart=$BIN#" "$UNIT_SRC" > "$UNIT"
 if ! command -v systemd-analyze >/dev/null; then
-  fail "systemd-analyze is missing (package systemd, scripts/install-deps.sh)"
+  fail "systemd-analyze is missing (package systemd, scripts/install-deps.sh test)"
 else
   verify_out=$(cd "$TMP/unit" && systemd-analyze verify "$UNIT" 2>&1)
   verify_rc=$?
@@ -161,27 +177,41 @@ unit_properties() {
 check "unit: capabilities, hardening, AF_NETLINK, LimitNOFILE, reload by SIGHUP, nothing hides /proc" unit_properties
 
 ########################## 3. Dockerfile ##########################
-echo "--- Dockerfile"
+echo "--- Dockerfile (at ${SECONDS} s)"
 DOCKERFILE="$SRC/Dockerfile"
-runtime_packages_cover_ldd() {
-  local runtime_stage needed lib path package ok=0
-  # The runtime stage: from the last FROM on; its apt-get install line(s), continuations joined.
-  runtime_stage=$(awk '/^FROM /{s=""} {s=s $0 "\n"} END{printf "%s", s}' "$DOCKERFILE" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
-  needed=""
+# packages_cover_ldd BINARY PACKAGES: every shared library BINARY links (ldd), other than
+# the project's own (TLS shims) and those of every Debian system, is owned by a package
+# named in PACKAGES (a word in that text).
+packages_cover_ldd() {
+  local binary=$1 packages=$2 lib path package needed="" ok=0
   while read -r lib path; do
-    case "$path" in "$BUILD"/*) continue ;; esac  # the project's own libraries (TLS shims)
-    package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) ||
-      package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)
+    case "$path" in "$BUILD"/* | */pidfd_exporter/lib*.so) continue ;; esac  # the TLS shims
+    package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+    [ -n "$package" ] || package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)
     [ -n "$package" ] || { echo "  no Debian package owns $path ($lib)"; ok=1; continue; }
     case " libc6 libgcc-s1 libstdc++6 " in *" $package "*) continue ;; esac  # in every Debian image
     needed="$needed $package"
-    echo "$runtime_stage" | grep 'apt-get install' | grep -qw -- "$package" ||
-      { echo "  $lib needs $package, not installed by the runtime stage"; ok=1; }
-  done < <(ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
-  echo "  runtime packages needed:$(echo "$needed" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+    echo "$packages" | grep -qw -- "$package" || { echo "  $lib needs $package, not in: $packages"; ok=1; }
+  done < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
+  echo "  packages needed:$(echo "$needed" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
   return $ok
 }
-check "Dockerfile runtime stage installs every library the binary links (ldd)" runtime_packages_cover_ldd
+# The runtime stage: from the last FROM on, continuation lines joined.
+runtime_stage=$(awk '/^FROM /{s=""} {s=s $0 "\n"} END{printf "%s", s}' "$DOCKERFILE" | sed -e ':a' -e '/\\$/N; s/\\\n//; ta')
+if echo "$runtime_stage" | grep 'apt-get install' | grep -q 'pidfd_exporter_.*\.deb'; then
+  # The image installs the package: its Depends (checked against ldd in section 4) bring
+  # the libraries. The package must come from the build stage, not from outside.
+  dockerfile_installs_package() {
+    grep -Eq '^COPY --from=build .*pidfd_exporter_\*?.*\.deb' "$DOCKERFILE" ||
+      { echo "  the .deb is not copied from the build stage"; return 1; }
+    grep -q 'cpack' "$DOCKERFILE" || { echo "  the build stage does not run cpack"; return 1; }
+  }
+  check "Dockerfile runtime stage installs the build stage's .deb with apt-get (Depends bring the libraries)" \
+    dockerfile_installs_package
+else
+  check "Dockerfile runtime stage installs every library the binary links (ldd)" \
+    packages_cover_ldd "$BIN" "$(echo "$runtime_stage" | grep 'apt-get install')"
+fi
 dockerfile_contract() {
   local ok=0
   grep -q '^EXPOSE 9721$' "$DOCKERFILE" || { echo "  no EXPOSE 9721"; ok=1; }
@@ -220,8 +250,176 @@ healthcheck_works() {
 }
 check "HEALTHCHECK command: 0 against a running exporter, non-zero once it stopped" healthcheck_works
 
-########################## 4. npm tools: Dockerfile lint, Kubernetes ##########################
-echo "--- deploy/tools (npm)"
+########################## 4. Debian package ##########################
+echo "--- Debian package (at ${SECONDS} s)"
+# Names a file or directory of the package may leave on the machine (none after a purge).
+leftovers() {
+  find /etc /usr /var/lib/dpkg/info /var/lib/systemd -xdev -name '*pidfd_exporter*' 2>/dev/null | sort
+}
+deb_section() {
+  local deb=${PIDFD_EXPORTER_DEB:-}
+  if [ "$(id -u)" -ne 0 ]; then
+    if [ "${CI:-}" = true ]; then fail "Debian package: CI runs as root, this test does not"; else skip "Debian package: not root (apt-get install)"; fi
+    return
+  fi
+  if grep -q 'installed\|config-files' <<<"$(dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null)"; then
+    # An operator's installation on this machine is not ours to replace or purge.
+    if [ "${CI:-}" = true ]; then fail "Debian package: pidfd_exporter is already installed"; else skip "Debian package: pidfd_exporter is already installed here"; fi
+    return
+  fi
+  if [ -z "$deb" ]; then
+    if ! command -v dpkg-shlibdeps >/dev/null || ! command -v file >/dev/null; then
+      fail "dpkg-shlibdeps or file missing (scripts/install-deps.sh deb)"
+      return
+    fi
+    if (cd "$TMP" && cpack -G DEB -B "$TMP/deb" --config "$BUILD/CPackConfig.cmake") > "$TMP/cpack.log" 2>&1; then
+      deb=$(ls "$TMP"/deb/pidfd_exporter_*.deb 2>/dev/null | head -1)
+    fi
+    if [ -z "$deb" ]; then
+      tail -30 "$TMP/cpack.log"
+      fail "cpack -G DEB"
+      return
+    fi
+    pass "cpack -G DEB: $(basename "$deb")"
+  fi
+  deb=$(readlink -f "$deb")
+
+  control_ok() {
+    local ok=0 field version
+    for field in Package Version Architecture Maintainer Description Depends Section; do
+      [ -n "$(dpkg-deb -f "$deb" "$field")" ] || { echo "  control: no $field"; ok=1; }
+    done
+    [ "$(dpkg-deb -f "$deb" Package)" = pidfd_exporter ] || { echo "  Package is not pidfd_exporter"; ok=1; }
+    version=$(sed -n 's/^project(pidfd_exporter VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+    [[ "$(dpkg-deb -f "$deb" Version)" == "$version"-* ]] || { echo "  Version $(dpkg-deb -f "$deb" Version), project $version"; ok=1; }
+    echo "  Depends: $(dpkg-deb -f "$deb" Depends)"
+    ! grep -q -- '-dev' <<<"$(dpkg-deb -f "$deb" Depends)" || { echo "  Depends names a -dev package"; ok=1; }
+    return $ok
+  }
+  check "package control: name, version $(dpkg-deb -f "$deb" Version 2>/dev/null), Depends without -dev packages" control_ok
+  check "package Depends cover every library the binary links (ldd)" packages_cover_ldd "$BIN" "$(dpkg-deb -f "$deb" Depends)"
+  mkdir -p "$TMP/control"
+  dpkg-deb -e "$deb" "$TMP/control"
+  maintainer_files_ok() {
+    local ok=0 script
+    diff <(sort "$TMP/control/conffiles") <(printf '/etc/default/pidfd_exporter\n/etc/pidfd_exporter/config.yml\n') ||
+      { echo "  conffiles differ from the two files under /etc"; ok=1; }
+    for script in postinst prerm postrm; do
+      [ -x "$TMP/control/$script" ] || { echo "  no executable $script"; ok=1; continue; }
+      sh -n "$TMP/control/$script" || { echo "  $script: syntax error"; ok=1; }
+    done
+    grep -q 'deb-systemd-helper enable' "$TMP/control/postinst" || { echo "  postinst does not enable the unit"; ok=1; }
+    return $ok
+  }
+  check "conffiles (/etc/pidfd_exporter/config.yml, /etc/default/pidfd_exporter), postinst/prerm/postrm" maintainer_files_ok
+
+  local before
+  before=$(leftovers)
+  # The package enables its unit; where systemd is the running init it also starts it.
+  PACKAGE_INSTALLED_HERE=1
+  if DEBIAN_FRONTEND=noninteractive "${APT[@]}" install "$deb" > "$TMP/apt-install.log" 2>&1; then
+    pass "apt-get install $deb"
+  else
+    tail -20 "$TMP/apt-install.log"
+    fail "apt-get install $deb"
+    return
+  fi
+  package_files_ok() {
+    local ok=0 f libraries
+    [ "$(dpkg-query -W -f='${Status}' pidfd_exporter)" = "install ok installed" ] || { echo "  dpkg status: not installed"; ok=1; }
+    for f in /usr/bin/pidfd_exporter /etc/pidfd_exporter/config.yml /etc/default/pidfd_exporter \
+             /usr/lib/systemd/system/pidfd_exporter.service /usr/share/pidfd_exporter/config.default.yml \
+             /usr/share/doc/pidfd_exporter/README.md /usr/share/doc/pidfd_exporter/deployment.md; do
+      [ -s "$f" ] || { echo "  missing: $f"; ok=1; }
+    done
+    [ -x /usr/bin/pidfd_exporter ] || { echo "  /usr/bin/pidfd_exporter is not executable"; ok=1; }
+    cmp -s "$SRC/config/pidfd_exporter.yml" /etc/pidfd_exporter/config.yml || { echo "  /etc/pidfd_exporter/config.yml differs from config/pidfd_exporter.yml"; ok=1; }
+    [ "$(stat -c %a /etc/pidfd_exporter/config.yml)" = 644 ] || { echo "  config mode $(stat -c %a /etc/pidfd_exporter/config.yml), want 644 (DynamicUser reads it)"; ok=1; }
+    grep -qx 'ExecStart=/usr/bin/pidfd_exporter $PIDFD_EXPORTER_OPTS' /usr/lib/systemd/system/pidfd_exporter.service ||
+      { echo "  installed unit: unexpected ExecStart"; ok=1; }
+    diff <(dpkg-query -W -f='${Conffiles}\n' pidfd_exporter | awk 'NF {print $1}' | sort) \
+         <(printf '/etc/default/pidfd_exporter\n/etc/pidfd_exporter/config.yml\n') || { echo "  dpkg's conffiles differ"; ok=1; }
+    # (ldd's output in a variable: `ldd | grep -q` fails under pipefail when grep stops early.)
+    libraries=$(ldd /usr/bin/pidfd_exporter)
+    ! grep 'not found' <<<"$libraries" || ok=1
+    # RUNPATH $ORIGIN/../lib/<triplet>/pidfd_exporter: ldd prints it unnormalised (/usr/bin/../lib/...).
+    grep -Eq 'libssl\.so => /usr/[^ ]*/pidfd_exporter/libssl\.so ' <<<"$libraries" ||
+      { echo "  libssl.so does not resolve to the package's TLS shim"; ok=1; }
+    return $ok
+  }
+  check "installed: binary, conffiles (dpkg), unit, docs, TLS shims resolved" package_files_ok
+  installed_version_ok() {
+    local out
+    out=$(/usr/bin/pidfd_exporter --version 2>&1) || { echo "$out"; return 1; }
+    echo "  $(echo "$out" | head -1)"
+    [[ "$out" == *"version $(dpkg-query -W -f='${Version}' pidfd_exporter | sed 's/-[^-]*$//')"* ]]
+  }
+  check "installed: /usr/bin/pidfd_exporter --version matches the package version" installed_version_ok
+  check "installed: --config.check /etc/pidfd_exporter/config.yml" \
+    /usr/bin/pidfd_exporter --config.check --config.file=/etc/pidfd_exporter/config.yml
+  installed_unit_verifies() {
+    local out
+    out=$(systemd-analyze verify /usr/lib/systemd/system/pidfd_exporter.service 2>&1) || { echo "$out"; return 1; }
+    [ -z "$out" ] || { echo "$out"; return 1; }
+  }
+  check "installed unit: systemd-analyze verify prints nothing" installed_unit_verifies
+  unit_enabled() {
+    [ "$(systemctl is-enabled pidfd_exporter.service 2>&1)" = enabled ] ||
+      { echo "  systemctl is-enabled: $(systemctl is-enabled pidfd_exporter.service 2>&1)"; return 1; }
+    [ -L /etc/systemd/system/multi-user.target.wants/pidfd_exporter.service ]
+  }
+  check "installed unit: enabled (multi-user.target.wants)" unit_enabled
+  if [ -d /run/systemd/system ]; then
+    service_active() {
+      local deadline=$((SECONDS + 20))
+      until systemctl is-active --quiet pidfd_exporter.service; do
+        [ $SECONDS -lt $deadline ] || { systemctl status pidfd_exporter.service --no-pager | tail -15; return 1; }
+        sleep 0.2
+      done
+    }
+    check "systemd runs here: the service is active after installation" service_active
+  else
+    echo "  (systemd is not the running init here: postinst enables the unit and starts nothing)"
+  fi
+  reinstall_keeps_edit() {
+    echo "# edited by the admin" >> /etc/pidfd_exporter/config.yml
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install --reinstall "$deb" > "$TMP/apt-reinstall.log" 2>&1 ||
+      { tail -20 "$TMP/apt-reinstall.log"; return 1; }
+    tail -1 /etc/pidfd_exporter/config.yml | grep -q 'edited by the admin'
+  }
+  check "apt-get install --reinstall keeps an edited conffile" reinstall_keeps_edit
+
+  removed_ok() {
+    local ok=0 f
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" remove pidfd_exporter > "$TMP/apt-remove.log" 2>&1 ||
+      { tail -20 "$TMP/apt-remove.log"; return 1; }
+    [ "$(dpkg-query -W -f='${Status}' pidfd_exporter)" = "deinstall ok config-files" ] ||
+      { echo "  dpkg status: $(dpkg-query -W -f='${Status}' pidfd_exporter)"; ok=1; }
+    for f in /usr/bin/pidfd_exporter /usr/lib/systemd/system/pidfd_exporter.service /usr/share/pidfd_exporter \
+             /usr/share/doc/pidfd_exporter /etc/systemd/system/multi-user.target.wants/pidfd_exporter.service; do
+      [ ! -e "$f" ] || { echo "  still there: $f"; ok=1; }
+    done
+    [ -f /etc/pidfd_exporter/config.yml ] && [ -f /etc/default/pidfd_exporter ] ||
+      { echo "  remove deleted a conffile"; ok=1; }
+    return $ok
+  }
+  check "apt-get remove: program, unit and docs gone, conffiles kept" removed_ok
+  purged_ok() {
+    local after
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" purge pidfd_exporter > "$TMP/apt-purge.log" 2>&1 ||
+      { tail -20 "$TMP/apt-purge.log"; return 1; }
+    [ -z "$(dpkg-query -W -f='${Status}' pidfd_exporter 2>/dev/null)" ] ||
+      { echo "  dpkg still knows it: $(dpkg-query -W -f='${Status}' pidfd_exporter)"; return 1; }
+    after=$(leftovers)
+    [ "$after" = "$before" ] || { echo "  left behind:"; diff <(echo "$before") <(echo "$after") | sed -n 's/^> /    /p'; return 1; }
+  }
+  check "apt-get purge: nothing named pidfd_exporter left in /etc, /usr, /var/lib/{dpkg,systemd}" purged_ok
+  PACKAGE_INSTALLED_HERE=0
+}
+deb_section
+
+########################## 5. npm tools: Dockerfile lint, Kubernetes ##########################
+echo "--- deploy/tools (npm) (at ${SECONDS} s)"
 TOOLS="$SRC/deploy/tools"
 npm_ready=0
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then

@@ -28,35 +28,12 @@ done
 TMP=$(mktemp -d)
 EXPORTER_PID= PROM_PID= WORKLOAD_PID=
 cleanup() {
-  local pid
-  for pid in $WORKLOAD_PID $PROM_PID $EXPORTER_PID; do
-    kill -TERM "$pid" 2>/dev/null
-  done
-  for pid in $WORKLOAD_PID $PROM_PID $EXPORTER_PID; do
-    # give each 5 s to stop, then kill it
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_pids "$WORKLOAD_PID" "$PROM_PID" "$EXPORTER_PID"
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls the command every 0.2 s until it succeeds.
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local end=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then fail "$what (not within ${seconds}s)"; return 1; fi
-    sleep 0.2
-  done
-  pass "$what"
-}
-
-free_port() {
-  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 JOB=pidfd_exporter
 SET=e2e_workers

@@ -21,7 +21,7 @@ CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 PY=/usr/bin/python3
 command -v "$PY" >/dev/null || PY=python3
 for tool in "$CHROMIUM" curl "$PY"; do
-  command -v "$tool" >/dev/null || { fail "$tool not installed (scripts/install-deps.sh: chromium, curl, python3)"; finish; }
+  command -v "$tool" >/dev/null || { fail "$tool not installed (scripts/install-deps.sh test: chromium, curl, python3)"; finish; }
 done
 [ -x "$EXPORTER" ] || { fail "exporter binary $EXPORTER not found"; finish; }
 
@@ -31,28 +31,12 @@ EXPORTER_PID='' PARENT_PID='' BROWSER_PID=''
 cleanup() {
   # The browser runs under timeout(1), which leads its own process group: end the group.
   [ -n "$BROWSER_PID" ] && kill -KILL -- "-$BROWSER_PID" 2>/dev/null
-  local pid
-  for pid in $PARENT_PID $EXPORTER_PID; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in $PARENT_PID $EXPORTER_PID; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_pids "$PARENT_PID" "$EXPORTER_PID"
   if [ "$FAILED" -eq 0 ]; then rm -rf "$TMP"; else echo "logs kept in $TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls the command every 0.1 s until it succeeds.
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local end=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then fail "$what (not within ${seconds}s)"; return 1; fi
-    sleep 0.1
-  done
-  pass "$what"
-}
 
 hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 

@@ -24,32 +24,12 @@ done
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
+  stop_pids "${PIDS[@]}"
   [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls the command every 0.2 s until it succeeds.
-wait_for() {
-  local seconds=$1 what=$2; shift 2
-  local end=$((SECONDS + seconds))
-  until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $end ]; then fail "$what (not within ${seconds}s)"; return 1; fi
-    sleep 0.2
-  done
-  pass "$what"
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # --- certificates --------------------------------------------------------------------------
 # cert NAME CA EXTENSIONS SUBJECT: an EC P-256 key and a certificate signed by CA (a CA itself

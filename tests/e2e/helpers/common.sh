@@ -1,16 +1,15 @@
-# Shared by the e2e scripts in tests/e2e/ (sourced, not run). Provides:
-#   check NAME CONDITION...   record a named pass/fail (CONDITION is a command)
+# Exporter lifecycle for the e2e scripts in tests/e2e/ (sourced, not run), on top of
+# tests/e2e/lib.sh (check, note, finish, wait_for, ...). Provides:
 #   start_exporter NAME CONFIG [extra flags]   start the exporter on 127.0.0.1:0; sets
 #                             EXPORTER_PID, EXPORTER_ADDR, EXPORTER_LOG
 #   stop_exporter [TIMEOUT_S] SIGTERM, wait; sets STOP_RC and STOP_SECONDS
 #   scrape [PATH]             GET over loopback (curl, 30 s cap), body on stdout
 #   metric TEXT NAME{LABELS}  the value of one series in TEXT ("" when absent)
 #   metric_sum TEXT NAME      the sum of every series of NAME (0 when absent)
-#   finish                    prints "N passed, M failed" and exits 0/1
 # Everything is bounded: every wait has a deadline; every process started here is killed
 # by the EXIT trap.
-PASSED=0
-FAILED=0
+# shellcheck source=../lib.sh
+. "$SOURCE_DIR/tests/e2e/lib.sh"
 CLEANUP_PIDS=()
 WORK_DIR=$(mktemp -d /tmp/pidfd_e2e.XXXXXX)
 
@@ -22,26 +21,6 @@ cleanup() {
   if [ "$FAILED" -eq 0 ] && [ -z "${KEEP_WORK_DIR:-}" ]; then rm -rf "$WORK_DIR"; else echo "work dir kept: $WORK_DIR"; fi
 }
 trap cleanup EXIT
-
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    PASSED=$((PASSED + 1))
-    echo "ok   - $name"
-  else
-    FAILED=$((FAILED + 1))
-    echo "FAIL - $name"
-  fi
-}
-
-note() { echo "     # $*"; }
-
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ] && exit 0
-  exit 1
-}
 
 # A sanitizer build of the exporter reports to stderr; these options make errors fatal and
 # leaks visible at exit (the exit status is then non-zero).
