@@ -12,6 +12,7 @@
 #include <civetweb.h>
 #include <crypt.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -563,6 +564,19 @@ std::unique_ptr<CivetServer> StartCivetweb(const HttpServerOptions& options, Rou
   return server;
 }
 
+// Client connections never take more than half the descriptor limit: the rest is for the
+// pidfds of watched processes, so a connection flood cannot stop the counting of exits.
+int ConnectionsWithinFileLimit(int max_connections, int backend_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return max_connections;
+  const int64_t budget = static_cast<int64_t>(limit.rlim_cur / 2) - 2 * backend_connections;
+  if (max_connections <= budget) return max_connections;
+  const int lowered = static_cast<int>(std::max<int64_t>(budget, 8));
+  LogWarn("Lowering --web.max-connections to half the descriptor limit",
+          {{"max_connections", std::to_string(lowered)}, {"file_limit", std::to_string(limit.rlim_cur)}});
+  return lowered;
+}
+
 // "Name: value\r\n" lines of the configured headers, for the gate's own answers.
 std::string HeaderLines(const std::vector<std::pair<std::string, std::string>>& headers) {
   std::string lines;
@@ -623,7 +637,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     if (!impl.server) return nullptr;
     for (const ListeningSocket& listener : listeners) impl.listening_addresses.push_back(listener.address);
     HttpGateOptions gate_options;
-    gate_options.max_connections = options.max_connections;
+    gate_options.max_connections = ConnectionsWithinFileLimit(options.max_connections, options.worker_threads * 2);
     gate_options.head_timeout = std::chrono::milliseconds(options.request_head_timeout_ms);
     gate_options.response_timeout = std::chrono::milliseconds(options.request_timeout_ms);
     gate_options.max_backend_connections = options.worker_threads * 2;
