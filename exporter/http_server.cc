@@ -637,7 +637,8 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     if (!impl.server) return nullptr;
     for (const ListeningSocket& listener : listeners) impl.listening_addresses.push_back(listener.address);
     HttpGateOptions gate_options;
-    gate_options.max_connections = ConnectionsWithinFileLimit(options.max_connections, options.worker_threads * 2);
+    gate_options.max_connections =
+        ConnectionsWithinFileLimit(options.max_connections, options.worker_threads * 2);
     gate_options.head_timeout = std::chrono::milliseconds(options.request_head_timeout_ms);
     gate_options.response_timeout = std::chrono::milliseconds(options.request_timeout_ms);
     gate_options.max_backend_connections = options.worker_threads * 2;

@@ -80,8 +80,10 @@ SslContextPointer BuildServerSslContext(const TlsOptions& options, std::string* 
   }
   SSL_CTX_set_options(context.get(),
                       SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // The gate writes from buffers that may move between partial writes.
-  SSL_CTX_set_mode(context.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // The gate writes from buffers that may move between partial writes; an idle connection
+  // (a stalled client) gives its 16 KiB record buffers back.
+  SSL_CTX_set_mode(context.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                      SSL_MODE_RELEASE_BUFFERS);
   *error = LoadCertificateAndKey(context.get(), options);
   if (!error->empty()) return nullptr;
   if (SSL_CTX_set_min_proto_version(context.get(), ToOpenSslVersion(options.min_version)) != 1 ||

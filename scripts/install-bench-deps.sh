@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   prometheus-process-exporter  # the comparison anchor of scenario 1
+  prometheus-node-exporter     # the comparison anchor of bench/stalled.sh (Go net/http)
   gnuplot-nox                  # PNG plots under bench/results/
   linux-perf valgrind          # profiling (perf record, callgrind)
   curl python3 gcc
@@ -29,7 +30,7 @@ fi
 echo "install-bench-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# policy-rc.d keeps prometheus-process-exporter from starting its own service: the
+# policy-rc.d keeps prometheus-process-exporter and -node-exporter from starting their services: the
 # benchmarks start their own instance on loopback.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
