@@ -620,7 +620,9 @@ void HttpGate::Impl::BackendReadable(Connection& connection) {
     }
     if (read < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
     BackendFinished(connection, read < 0);  // EOF: CivetWeb has answered completely
-    break;
+    // BackendFinished has written to the client already.
+    if (!connection.closed) EnforceResponseBudget(connection);
+    return;
   }
   if (connection.closed) return;
   WriteToClient(connection);
