@@ -18,6 +18,7 @@ if [ $QUICK = 1 ]; then
   "$BENCH/memory.sh" --quick
   "$BENCH/accuracy.sh" --quick
   "$BENCH/micro.sh" --quick
+  SCRAPES=10 "$BENCH/stalled.sh" --quick
   exit 0
 fi
 
@@ -35,4 +36,5 @@ run idle idle.sh
 MEMORY_CSV=$OUT/memory.csv run memory memory.sh
 run accuracy accuracy.sh
 run micro micro.sh
+run stalled stalled.sh
 "$BENCH/plot.sh" "$OUT"

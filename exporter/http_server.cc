@@ -1,26 +1,18 @@
-// HttpServer: one CivetWeb server whose begin_request callback answers every request itself,
-// routing by the exact, normalised path. CivetWeb's own handlers match by prefix and only
-// know some methods, so routing here is what keeps "/metrics2" and "/metrics/x" at 404,
-// any other method at 405, and authentication on every path.
-//
-// TLS: CivetWeb creates the SSL_CTX and hands it to the init_ssl callback, which loads the
-// certificate, key, client CAs and versions itself with OpenSSL (CivetWeb's own options
-// want certificate and key in one file and know no TLS 1.3 minimum). CivetWeb 1.15 reaches
-// OpenSSL through dlopen("libssl.so"), which only works with the exporter's shim
-// (exporter/tls_shim/); Start() makes sure the shim is loaded and refuses TLS rather than
-// crash when it is not. The callback also undoes option bits CivetWeb sets with OpenSSL 1.1
-// values that mean something else in OpenSSL 3 (RepairCivetwebOptions).
+// HttpServer: the gate (http_gate.cc) in front, one CivetWeb server behind it on a private
+// loopback port. CivetWeb's begin_request callback answers every request itself, routing by
+// the exact, normalised path. CivetWeb's own handlers match by prefix and only know some
+// methods, so routing here is what keeps "/metrics2" and "/metrics/x" at 404, any other
+// method at 405, and authentication on every path. TLS is the gate's (tls_context.cc):
+// CivetWeb only ever speaks plain HTTP to the gate, so the OpenSSL shim in
+// exporter/tls_shim/ is no longer on the serving path.
 #include "http_server.h"
 
 #include <CivetServer.h>
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <crypt.h>
-#include <dlfcn.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -38,7 +30,9 @@
 #include <thread>
 #include <utility>
 
+#include "http_gate.h"
 #include "log.h"
+#include "tls_context.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -311,11 +305,18 @@ constexpr char kStatusPageFallback[] =
 class Router {
  public:
   Router(std::string telemetry_path, HttpHandlers handlers, std::map<std::string, std::string> users,
-         std::vector<std::pair<std::string, std::string>> response_headers)
+         std::vector<std::pair<std::string, std::string>> response_headers, std::shared_ptr<GatePorts> ports,
+         int max_requests, bool http_metrics)
       : telemetry_path_(std::move(telemetry_path)),
         handlers_(std::move(handlers)),
         authenticator_(std::move(users)),
-        response_headers_(std::move(response_headers)) {}
+        response_headers_(std::move(response_headers)),
+        ports_(std::move(ports)),
+        max_requests_(max_requests),
+        http_metrics_(http_metrics) {}
+
+  // The gate whose counters the telemetry path reports; set once, after it started.
+  void SetGate(const HttpGate* gate) { gate_.store(gate); }
 
   // CivetWeb's begin_request callback: it sees every request, whatever its method and path,
   // before CivetWeb's own prefix-matched handlers and file serving, which therefore never run.
@@ -323,6 +324,11 @@ class Router {
     const mg_request_info* request = mg_get_request_info(connection);
     const auto* server = static_cast<const CivetServer*>(request->user_data);
     auto* router = static_cast<Router*>(const_cast<void*>(server->getUserContext()));
+    // Only the gate's own connections: anything else on the private port bypassed its limits.
+    if (!router->ports_->Contains(static_cast<uint16_t>(request->remote_port))) {
+      mg_printf(connection, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return 403;
+    }
     return router->Handle(connection, request);
   }
 
@@ -367,7 +373,7 @@ class Router {
     const bool get_or_head = method == "GET" || method == "HEAD";
     if (path == telemetry_path_) {
       if (!get_or_head) return MethodNotAllowed("GET, HEAD");
-      return Metrics(mg_get_header(connection, "Accept-Encoding"));
+      return LimitedMetrics(mg_get_header(connection, "Accept-Encoding"));
     }
     if (path == "/") {
       if (!get_or_head) return MethodNotAllowed("GET, HEAD");
@@ -399,10 +405,26 @@ class Router {
     return Text(404, "404 page not found\n");
   }
 
+  // node_exporter's --web.max-requests: past the limit a scrape answers 503 at once
+  // instead of queueing behind the others.
+  Response LimitedMetrics(const char* accept_encoding) {
+    struct InFlight {
+      std::atomic<int>& count;
+      ~InFlight() { count.fetch_sub(1); }
+    } in_flight{scrapes_in_flight_};
+    if (scrapes_in_flight_.fetch_add(1) >= max_requests_ && max_requests_ > 0) {
+      scrapes_rejected_.fetch_add(1, std::memory_order_relaxed);
+      return Text(503,
+                  "too many concurrent scrapes (--web.max-requests=" + std::to_string(max_requests_) + ")\n");
+    }
+    return Metrics(accept_encoding);
+  }
+
   Response Metrics(const char* accept_encoding) {
     Response response;
     response.content_type = kMetricsContentType;
     response.body = handlers_.render_metrics ? handlers_.render_metrics() : std::string();
+    AppendHttpMetrics(&response.body);
     // Caches between Prometheus and us must not hand gzip to a client that did not ask.
     response.headers.emplace_back("Vary", "Accept-Encoding");
     if (AcceptsGzip(accept_encoding)) {
@@ -415,208 +437,64 @@ class Router {
     return response;
   }
 
+  // The HTTP front end's own series, after the exporter's.
+  void AppendHttpMetrics(std::string* body) const {
+    const HttpGate* gate = gate_.load();
+    if (gate == nullptr || !http_metrics_) return;
+    const HttpGateCounters& counters = gate->counters();
+    std::string& out = *body;
+    out += "# HELP pidfd_exporter_http_open_connections Client connections the HTTP server holds open.\n";
+    out += "# TYPE pidfd_exporter_http_open_connections gauge\n";
+    out += "pidfd_exporter_http_open_connections " + std::to_string(counters.open_connections.load()) + "\n";
+    out += "# HELP pidfd_exporter_http_connections_accepted_total Client connections accepted.\n";
+    out += "# TYPE pidfd_exporter_http_connections_accepted_total counter\n";
+    out +=
+        "pidfd_exporter_http_connections_accepted_total " + std::to_string(counters.accepted.load()) + "\n";
+    out +=
+        "# HELP pidfd_exporter_http_connections_dropped_total Client connections closed before a complete "
+        "answer, by reason.\n";
+    out += "# TYPE pidfd_exporter_http_connections_dropped_total counter\n";
+    for (size_t i = 0; i < std::size(kDropReasonNames); ++i) {
+      out += std::string("pidfd_exporter_http_connections_dropped_total{reason=\"") + kDropReasonNames[i] +
+             "\"} " + std::to_string(counters.dropped[i].load()) + "\n";
+    }
+    out +=
+        "# HELP pidfd_exporter_http_scrapes_rejected_total Scrapes answered 503 because --web.max-requests "
+        "scrapes were in flight.\n";
+    out += "# TYPE pidfd_exporter_http_scrapes_rejected_total counter\n";
+    out += "pidfd_exporter_http_scrapes_rejected_total " + std::to_string(scrapes_rejected_.load()) + "\n";
+    out +=
+        "# HELP pidfd_exporter_tls_certificate_reloads_total TLS certificate files re-read after a change.\n";
+    out += "# TYPE pidfd_exporter_tls_certificate_reloads_total counter\n";
+    out += "pidfd_exporter_tls_certificate_reloads_total " + std::to_string(gate->tls_reloads()) + "\n";
+    out +=
+        "# HELP pidfd_exporter_tls_certificate_reload_failures_total Changed TLS certificate files that "
+        "could "
+        "not be loaded (the previous certificate stays).\n";
+    out += "# TYPE pidfd_exporter_tls_certificate_reload_failures_total counter\n";
+    out += "pidfd_exporter_tls_certificate_reload_failures_total " +
+           std::to_string(gate->tls_reload_failures()) + "\n";
+  }
+
   const std::string telemetry_path_;
   const HttpHandlers handlers_;
   BasicAuthenticator authenticator_;
   const std::vector<std::pair<std::string, std::string>> response_headers_;
+  const std::shared_ptr<GatePorts> ports_;
+  const int max_requests_;
+  const bool http_metrics_;
+  std::atomic<int> scrapes_in_flight_{0};
+  std::atomic<uint64_t> scrapes_rejected_{0};
+  std::atomic<const HttpGate*> gate_{nullptr};
 };
 
-// --- TLS -------------------------------------------------------------------------------
-
-// OpenSSL's queued errors as one line ("...: no such file; ..."), emptying the queue.
-std::string OpenSslErrors() {
-  std::string text;
-  while (const unsigned long code = ERR_get_error()) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof buffer);
-    if (!text.empty()) text += "; ";
-    text += buffer;
-  }
-  return text.empty() ? "unknown OpenSSL error" : text;
-}
-
-// CivetWeb dlopen()s these names and looks functions up by OpenSSL 1.1 names; glibc hands
-// it an already-loaded object whose SONAME matches. The shims are dependencies of the
-// binary, but a linker defaulting to --as-needed may have dropped them, so this loads them
-// here too (found through the binary's RUNPATH, as dlopen() from the executable searches
-// it) and keeps them loaded for good: a dlclose() would let CivetWeb's own dlopen() find
-// the system's libssl.so instead. Then it checks what CivetWeb will get. Without
-// SSL_get_peer_certificate the first handshake would jump to address 0, so TLS is refused
-// up front. "" when CivetWeb will find what it needs.
-std::string LoadOpenSslForCivetweb() {
-  for (const auto& [library, function] :
-       {std::pair{"libcrypto.so", "ERR_get_error"}, std::pair{"libssl.so", "SSL_get_peer_certificate"}}) {
-    void* handle = dlopen(library, RTLD_LAZY);  // never closed, on purpose
-    if (handle == nullptr) {
-      return std::string("tls: CivetWeb cannot load ") + library + " (" + dlerror() +
-             "); install pidfd_exporter's TLS shim libraries where its RUNPATH points";
-    }
-    if (dlsym(handle, function) == nullptr) {
-      return std::string("tls: ") + library + " has no " + function +
-             " (OpenSSL 3 without pidfd_exporter's TLS shim): CivetWeb would crash on the first "
-             "handshake; install the shim libraries where the binary's RUNPATH points";
-    }
-  }
-  return "";
-}
-
-int ToOpenSslVersion(TlsVersion version) {
-  return version == TlsVersion::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
-}
-
-// CivetWeb 1.15 was built against OpenSSL 1.1 option values (its own copies, since it
-// loads OpenSSL at run time) and sets SSL_OP_ALL as 0x80000BFF and SSL_OP_NO_SSLv2 as
-// 0x01000000. OpenSSL 3 numbers its options differently; there those bits mean, among
-// others, NO_EXTENDED_MASTER_SECRET, ALLOW_CLIENT_RENEGOTIATION, ENABLE_KTLS,
-// IGNORE_UNEXPECTED_EOF and DISABLE_TLSEXT_CA_NAMES. The last one makes the TLS 1.3
-// CertificateRequest carry an empty CA list, which Go clients (Prometheus) reject with
-// "tls: unexpected message". Undo those bits, then set what CivetWeb meant.
-void RepairCivetwebOptions(SSL_CTX* context) {
-  constexpr uint64_t kCivetwebOpenSsl11Options = 0x80000BFFull | 0x01000000ull;
-  SSL_CTX_clear_options(context, kCivetwebOpenSsl11Options);
-  SSL_CTX_set_options(context, SSL_OP_ALL | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                   SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                   SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
-}
-
-// Sets CivetWeb's SSL_CTX up from `options`; "" on success, else the reason naming the file.
-std::string ConfigureSslContext(SSL_CTX* context, const TlsOptions& options) {
-  ERR_clear_error();
-  RepairCivetwebOptions(context);
-  // The chain variant also sends the intermediates that follow the leaf in cert_file.
-  if (SSL_CTX_use_certificate_chain_file(context, options.cert_file.c_str()) != 1) {
-    return "tls: cert_file " + options.cert_file + ": " + OpenSslErrors();
-  }
-  if (SSL_CTX_use_PrivateKey_file(context, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-      ERR_clear_error();
-      return "tls: key_file " + options.key_file + " does not match cert_file " + options.cert_file;
-    }
-    return "tls: key_file " + options.key_file + ": " + OpenSslErrors();
-  }
-  if (SSL_CTX_check_private_key(context) != 1) {
-    return "tls: key_file " + options.key_file + " does not match cert_file " + options.cert_file + ": " +
-           OpenSslErrors();
-  }
-  if (SSL_CTX_set_min_proto_version(context, ToOpenSslVersion(options.min_version)) != 1 ||
-      SSL_CTX_set_max_proto_version(context, ToOpenSslVersion(options.max_version)) != 1) {
-    return "tls: cannot set the TLS versions: " + OpenSslErrors();
-  }
-  // Resumed sessions skip certificate verification; OpenSSL refuses to resume with client
-  // verification unless the context names itself, and CivetWeb only does that when it
-  // loads the certificate itself.
-  static constexpr unsigned char kSessionContext[] = "pidfd_exporter";
-  SSL_CTX_set_session_id_context(context, kSessionContext, sizeof kSessionContext - 1);
-  if (options.client_auth_type != ClientAuthType::kNoClientCert) {
-    if (SSL_CTX_load_verify_locations(context, options.client_ca_file.c_str(), nullptr) != 1) {
-      return "tls: client_ca_file " + options.client_ca_file + ": " + OpenSslErrors();
-    }
-    // The CA names go into the CertificateRequest so that clients pick the right certificate.
-    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.client_ca_file.c_str());
-    if (names == nullptr) {
-      return "tls: client_ca_file " + options.client_ca_file + ": no certificate found: " + OpenSslErrors();
-    }
-    SSL_CTX_set_client_CA_list(context, names);  // takes ownership
-    int mode = SSL_VERIFY_PEER;
-    if (options.client_auth_type == ClientAuthType::kRequireAndVerifyClientCert) {
-      mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    }
-    SSL_CTX_set_verify(context, mode, nullptr);
-  } else {
-    SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nullptr);
-  }
-  return "";
-}
-
-// CivetWeb's init_ssl callback runs inside mg_start on the thread that constructs the
-// server; Start() points these at its options and error text for the duration.
-thread_local const TlsOptions* startup_tls = nullptr;
-thread_local std::string* startup_tls_error = nullptr;
-
-int OnCivetwebInitSsl(void* ssl_context, void* /*user_data*/) {
-  if (startup_tls == nullptr) return -1;  // TLS is only ever started by Start()
-  try {
-    const std::string error = ConfigureSslContext(static_cast<SSL_CTX*>(ssl_context), *startup_tls);
-    if (!error.empty()) {
-      if (startup_tls_error != nullptr) *startup_tls_error = error;
-      return -1;
-    }
-  } catch (...) {
-    return -1;  // allocation failure; never unwind into CivetWeb
-  }
-  return 1;  // set up completely: CivetWeb must not load certificates of its own
-}
-
-bool IsValidPort(std::string_view port) {
-  if (port.empty() || port.size() > 5) return false;
-  if (port.find_first_not_of("0123456789") != std::string_view::npos) return false;
-  return std::stoi(std::string(port)) <= 65535;
-}
-
-// Turns CivetWeb's startup log into "listen tcp ADDRESS: reason" for the address that
-// failed; "" when the messages have a shape this does not know.
-//   "cannot bind to 127.0.0.1:9721: 98 (Address already in use)"
-//   "host:1: invalid port spec (entry 2). Expecting list of: [IP_ADDRESS:]PORT[s|r]"
-std::string DescribeStartupFailure(const std::string& messages,
-                                   const std::vector<std::string>& listen_addresses,
-                                   const std::vector<std::string>& civetweb_addresses) {
-  constexpr std::string_view kBindPrefix = "cannot bind to ";
-  const size_t bind = messages.find(kBindPrefix);
-  if (bind != std::string::npos) {
-    const size_t address_start = bind + kBindPrefix.size();
-    const size_t address_end = messages.find(": ", address_start);
-    const size_t open = messages.find('(', address_end);
-    const size_t close = messages.find(')', open);
-    if (address_end == std::string::npos || open == std::string::npos || close == std::string::npos)
-      return "";
-    const std::string address = messages.substr(address_start, address_end - address_start);
-    for (size_t i = 0; i < civetweb_addresses.size(); ++i) {
-      if (civetweb_addresses[i] == address) {
-        return "listen tcp " + listen_addresses[i] + ": " +
-               ToLower(messages.substr(open + 1, close - open - 1));
-      }
-    }
-    return "";
-  }
-  constexpr std::string_view kEntryPrefix = "invalid port spec (entry ";
-  const size_t entry = messages.find(kEntryPrefix);
-  if (entry != std::string::npos) {
-    const size_t index = std::strtoul(messages.c_str() + entry + kEntryPrefix.size(), nullptr, 10);
-    if (index >= 1 && index <= listen_addresses.size()) {
-      return "listen tcp " + listen_addresses[index - 1] + ": invalid or unresolvable address";
-    }
-  }
-  return "";
-}
-
-std::string Join(const std::vector<std::string>& parts, const char* separator) {
-  std::string joined;
-  for (const std::string& part : parts) {
-    if (!joined.empty()) joined += separator;
-    joined += part;
-  }
-  return joined;
-}
-
 }  // namespace
-
-std::string ToCivetwebListenAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return "";
-  const std::string host = address.substr(0, colon);
-  const std::string port = address.substr(colon + 1);
-  // A port with CivetWeb's "s"/"r" suffix would silently turn on TLS or redirects.
-  if (!IsValidPort(port)) return "";
-  if (host.empty()) return "0.0.0.0:" + port;
-  // Brackets are IPv6, which Debian's CivetWeb lacks; ',' and spaces would inject more
-  // listening ports into CivetWeb's comma-separated option.
-  if (host.find_first_of("[]:, \t") != std::string::npos) return "";
-  return host + ":" + port;
-}
 
 struct HttpServer::Impl {
   std::unique_ptr<Router> router;
   std::unique_ptr<CivetServer> server;  // declared after the router: destroyed before it
+  std::unique_ptr<HttpGate> gate;       // declared last: stops taking requests first
+  sockaddr_in backend{};
   std::vector<std::string> listening_addresses;
 };
 
@@ -624,33 +502,104 @@ HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
 
 namespace {
 
-// Connects to `address` ("ip:port"; 0.0.0.0 is reached through loopback) and closes at once.
-void Knock(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return;
-  std::string host = address.substr(0, colon);
-  if (host == "0.0.0.0") host = "127.0.0.1";
-  sockaddr_in target{};
-  target.sin_family = AF_INET;
-  target.sin_port = htons(static_cast<uint16_t>(std::atoi(address.c_str() + colon + 1)));
-  if (inet_pton(AF_INET, host.c_str(), &target.sin_addr) != 1) return;
+// Connects to `address` and closes at once.
+void Knock(const sockaddr_in& address) {
   const int socket_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (socket_fd < 0) return;
-  (void)connect(socket_fd, reinterpret_cast<const sockaddr*>(&target), sizeof target);
+  (void)connect(socket_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
   close(socket_fd);
+}
+
+std::string ValidateOptions(const HttpServerOptions& options) {
+  if (options.listen_addresses.empty()) return "no listen address";
+  if (options.telemetry_path.empty() || options.telemetry_path[0] != '/' || options.telemetry_path == "/" ||
+      options.telemetry_path.rfind("/-/", 0) == 0) {
+    return "invalid telemetry path \"" + options.telemetry_path +
+           "\": must start with / and not be / or under /-/";
+  }
+  if (options.worker_threads < 1 || options.request_timeout_ms < 1 || options.request_head_timeout_ms < 1) {
+    return "worker threads and timeouts must be positive";
+  }
+  if (options.max_connections < 1 || options.max_requests < 0) {
+    return "max connections must be positive and max requests not negative";
+  }
+  return "";
+}
+
+// CivetWeb on an ephemeral loopback port, plain HTTP: the gate hands it complete request
+// heads only. Its request timeout then only bounds its reads and writes to the gate, which
+// are instant; it is the head timeout so that a local process that connects to the private
+// port directly cannot hold a worker for longer than a client of the gate can.
+std::unique_ptr<CivetServer> StartCivetweb(const HttpServerOptions& options, Router* router,
+                                           sockaddr_in* backend, std::string* error) {
+  const std::string queue = std::to_string(options.worker_threads * 2);
+  const std::vector<std::string> civetweb_options = {
+      "listening_ports", "127.0.0.1:0", "num_threads", std::to_string(options.worker_threads),
+      "request_timeout_ms", std::to_string(options.request_head_timeout_ms),
+      // Every request is one connection from the gate, which closes it after the answer.
+      "enable_keep_alive", "no", "connection_queue", queue, "listen_backlog", "1024",
+      // document_root stays unset: no file serving, no directory listing, no PUT/DELETE of files.
+  };
+  CivetCallbacks callbacks;  // zero-initialised by its constructor
+  callbacks.log_message = OnCivetwebLogMessage;
+  callbacks.begin_request = Router::OnBeginRequest;
+  std::string startup_messages;
+  startup_log = &startup_messages;
+  std::unique_ptr<CivetServer> server;
+  try {
+    server = std::make_unique<CivetServer>(civetweb_options, &callbacks, router);
+  } catch (const CivetException&) {
+    // Handled below: the reason is in startup_messages.
+  }
+  startup_log = nullptr;
+  mg_server_port port{};
+  if (!server || server->getContext() == nullptr ||
+      mg_get_server_ports(server->getContext(), 1, &port) != 1) {
+    *error = "starting CivetWeb on loopback: " + (startup_messages.empty() ? "failed" : startup_messages);
+    return nullptr;
+  }
+  backend->sin_family = AF_INET;
+  backend->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  backend->sin_port = htons(static_cast<uint16_t>(port.port));
+  return server;
+}
+
+// Client connections never take more than half the descriptor limit: the rest is for the
+// pidfds of watched processes, so a connection flood cannot stop the counting of exits.
+int ConnectionsWithinFileLimit(int max_connections, int backend_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return max_connections;
+  const int64_t budget = static_cast<int64_t>(limit.rlim_cur / 2) - 2 * backend_connections;
+  if (max_connections <= budget) return max_connections;
+  const int lowered = static_cast<int>(std::max<int64_t>(budget, 8));
+  LogWarn("Lowering --web.max-connections to half the descriptor limit",
+          {{"max_connections", std::to_string(lowered)}, {"file_limit", std::to_string(limit.rlim_cur)}});
+  return lowered;
+}
+
+// "Name: value\r\n" lines of the configured headers, for the gate's own answers.
+std::string HeaderLines(const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string lines;
+  for (const auto& [name, value] : headers) {
+    if (SameHeaderName(name, "X-Content-Type-Options")) continue;  // the gate sends nosniff
+    lines += name + ": " + value + "\r\n";
+  }
+  return lines;
 }
 
 }  // namespace
 
 HttpServer::~HttpServer() {
-  if (!impl_ || !impl_->server) return;
+  if (!impl_) return;
+  impl_->gate.reset();  // no new requests; answers in flight are cut
+  if (!impl_->server) return;
   // CivetWeb's master thread notices the stop request only when its poll() on the
-  // listening sockets returns, which takes up to its internal timeout (~1 s here). A
+  // listening socket returns, which takes up to its internal timeout (~1 s here). A
   // connection attempt wakes it at once, so SIGTERM ends the exporter promptly.
   std::atomic<bool> closed{false};
   std::thread waker([this, &closed] {
     while (!closed.load()) {
-      for (const auto& address : impl_->listening_addresses) Knock(address);
+      Knock(impl_->backend);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
@@ -668,99 +617,39 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
                                               std::string* error) {
   std::string ignored;
   if (error == nullptr) error = &ignored;
-  error->clear();
   try {
-    if (options.listen_addresses.empty()) {
-      *error = "no listen address";
-      return nullptr;
-    }
-    if (options.telemetry_path.empty() || options.telemetry_path[0] != '/' || options.telemetry_path == "/" ||
-        options.telemetry_path.rfind("/-/", 0) == 0) {
-      *error = "invalid telemetry path \"" + options.telemetry_path +
-               "\": must start with / and not be / or under /-/";
-      return nullptr;
-    }
-    if (options.worker_threads < 1 || options.request_timeout_ms < 1) {
-      *error = "worker threads and request timeout must be positive";
-      return nullptr;
-    }
-    std::vector<std::string> civetweb_addresses;
-    for (const std::string& address : options.listen_addresses) {
-      const std::string translated = ToCivetwebListenAddress(address);
-      if (translated.empty()) {
-        *error = "listen tcp " + address +
-                 ": unsupported address (expected host:port or :port; this build has no IPv6)";
-        return nullptr;
-      }
-      civetweb_addresses.push_back(translated);
-    }
-
+    *error = ValidateOptions(options);
+    if (!error->empty()) return nullptr;
+    std::vector<ListeningSocket> listeners;
+    if (!BindListeners(options.listen_addresses, &listeners, error)) return nullptr;
+    std::unique_ptr<TlsContext> tls;
     if (options.tls) {
-      *error = LoadOpenSslForCivetweb();
-      if (!error->empty()) return nullptr;
+      tls = TlsContext::Create(*options.tls, error);
+      if (!tls) return nullptr;
     }
-    // CivetWeb's "s" suffix makes a port HTTPS-only.
-    std::vector<std::string> civetweb_ports = civetweb_addresses;
-    if (options.tls) {
-      for (std::string& port : civetweb_ports) port += 's';
-    }
-
     std::unique_ptr<HttpServer> server(new HttpServer());
-    server->impl_->router = std::make_unique<Router>(options.telemetry_path, std::move(handlers),
-                                                     options.basic_auth_users, options.response_headers);
-    const std::vector<std::string> civetweb_options = {
-        "listening_ports", Join(civetweb_ports, ","), "num_threads", std::to_string(options.worker_threads),
-        "request_timeout_ms", std::to_string(options.request_timeout_ms),
-        // No keep-alive: CivetWeb gives each open connection a worker thread of its own, so
-        // a kept-alive idle connection would hold one of the few workers. Prometheus scrapes
-        // every 15 s or more, far beyond any useful keep-alive timeout, so reuse would save
-        // nothing but a loopback/LAN TCP handshake.
-        "enable_keep_alive", "no",
-        // document_root stays unset: no file serving, no directory listing, no PUT/DELETE of files.
-    };
-    CivetCallbacks callbacks;  // zero-initialised by its constructor
-    callbacks.log_message = OnCivetwebLogMessage;
-    callbacks.begin_request = Router::OnBeginRequest;
-    if (options.tls) callbacks.init_ssl = OnCivetwebInitSsl;
-    std::string startup_messages;
-    std::string tls_error;
-    startup_log = &startup_messages;
-    startup_tls = options.tls ? &*options.tls : nullptr;
-    startup_tls_error = &tls_error;
-    try {
-      server->impl_->server =
-          std::make_unique<CivetServer>(civetweb_options, &callbacks, server->impl_->router.get());
-    } catch (const CivetException&) {
-      // Handled below: the reason is in startup_messages.
-    }
-    startup_log = nullptr;
-    startup_tls = nullptr;
-    startup_tls_error = nullptr;
-    if (!server->impl_->server || server->impl_->server->getContext() == nullptr) {
-      if (!tls_error.empty()) {
-        *error = std::move(tls_error);
-        return nullptr;
-      }
-      *error = DescribeStartupFailure(startup_messages, options.listen_addresses, civetweb_ports);
-      if (!error->empty()) return nullptr;
-      *error = "listen tcp " + Join(options.listen_addresses, ", ") + ": " +
-               (startup_messages.empty() ? "CivetWeb failed to start" : startup_messages);
-      return nullptr;
-    }
-    std::vector<mg_server_port> ports(civetweb_addresses.size() + 1);
-    const int count = mg_get_server_ports(server->impl_->server->getContext(), static_cast<int>(ports.size()),
-                                          ports.data());
-    // CivetWeb lists the ports in the order of listening_ports.
-    for (int i = 0; i < count && i < static_cast<int>(civetweb_addresses.size()); ++i) {
-      const std::string& translated = civetweb_addresses[i];
-      server->impl_->listening_addresses.push_back(translated.substr(0, translated.rfind(':') + 1) +
-                                                   std::to_string(ports[i].port));
-    }
+    Impl& impl = *server->impl_;
+    auto ports = std::make_shared<GatePorts>();
+    impl.router =
+        std::make_unique<Router>(options.telemetry_path, std::move(handlers), options.basic_auth_users,
+                                 options.response_headers, ports, options.max_requests, options.http_metrics);
+    impl.server = StartCivetweb(options, impl.router.get(), &impl.backend, error);
+    if (!impl.server) return nullptr;
+    for (const ListeningSocket& listener : listeners) impl.listening_addresses.push_back(listener.address);
+    HttpGateOptions gate_options;
+    gate_options.max_connections =
+        ConnectionsWithinFileLimit(options.max_connections, options.worker_threads * 2);
+    gate_options.head_timeout = std::chrono::milliseconds(options.request_head_timeout_ms);
+    gate_options.response_timeout = std::chrono::milliseconds(options.request_timeout_ms);
+    gate_options.max_backend_connections = options.worker_threads * 2;
+    gate_options.backend = impl.backend;
+    gate_options.extra_headers = HeaderLines(options.response_headers);
+    impl.gate = HttpGate::Start(gate_options, std::move(listeners), std::move(tls), ports, error);
+    if (!impl.gate) return nullptr;
+    impl.router->SetGate(impl.gate.get());
     return server;
   } catch (const std::exception& failure) {
     startup_log = nullptr;
-    startup_tls = nullptr;
-    startup_tls_error = nullptr;
     *error = std::string("starting HTTP server: ") + failure.what();
     return nullptr;
   }

@@ -1,10 +1,13 @@
-// HttpServer: the CivetWeb server and its endpoints: the telemetry path (text format
-// 0.0.4, gzip when asked, GET and HEAD), `/` (status page), `/-/healthy`, `/-/ready`,
-// `/-/reload` (POST/PUT), 404 for anything else; it never serves files. It also owns
-// HTTPS (TlsOptions, through CivetWeb and the OpenSSL shim in exporter/tls_shim/) and basic
-// authentication of every path (bcrypt, exporter-toolkit semantics). Handlers run on
-// CivetWeb worker threads and only call the functions in HttpHandlers, which must be
-// thread-safe; the server itself holds no process state. Start/destroy from the main thread.
+// HttpServer: the exporter's HTTP front end and its endpoints: the telemetry path (text
+// format 0.0.4, gzip when asked, GET and HEAD), `/` (status page), `/-/healthy`,
+// `/-/ready`, `/-/reload` (POST/PUT), 404 for anything else; it never serves files. It owns
+// the gate (http_gate.h: public sockets, HTTPS with certificate rotation, request heads
+// under a deadline, connection limits) and the CivetWeb server behind it on a private
+// loopback port, which parses the complete requests the gate hands it and runs basic
+// authentication of every path (bcrypt, exporter-toolkit semantics) and the routes.
+// Handlers run on CivetWeb worker threads and only call the functions in HttpHandlers,
+// which must be thread-safe; the server itself holds no process state. Start/destroy from
+// the main thread.
 #pragma once
 
 #include <functional>
@@ -24,7 +27,8 @@ enum class TlsVersion { kTls12, kTls13 };
 enum class ClientAuthType { kNoClientCert, kVerifyClientCertIfGiven, kRequireAndVerifyClientCert };
 
 // exporter-toolkit tls_server_config, validated (web_config.h). Paths are absolute or
-// relative to the working directory; the server reads them once, at Start().
+// relative to the working directory; the server reads them at Start() and again whenever
+// they change (tls_context.h).
 struct TlsOptions {
   std::string cert_file;       // PEM: the server certificate, then any intermediates
   std::string key_file;        // PEM private key of that certificate
@@ -35,13 +39,24 @@ struct TlsOptions {
 };
 
 struct HttpServerOptions {
-  // Prometheus style; ":P" means every IPv4 address (CivetWeb is built without IPv6).
+  // Prometheus style; ":P" means every IPv4 address, "[::1]:P" an IPv6 one.
   std::vector<std::string> listen_addresses{":9721"};
   std::string telemetry_path = "/metrics";
-  // One thread per connection in CivetWeb: enough workers and a request timeout so that
-  // slow clients holding connections never block a scrape for long.
+  // CivetWeb worker threads: they only ever see complete requests from the gate.
   int worker_threads = 8;
+  // From a complete request head to the last byte of the answer (a slow reader's limit).
   int request_timeout_ms = 10000;
+  // From accept to a complete request head, TLS handshake included (--web.request-head-timeout).
+  int request_head_timeout_ms = 3000;
+  // Client connections open at once (--web.max-connections); at the limit the oldest one
+  // without a complete request head is closed to make room.
+  int max_connections = 1024;
+  // Scrapes of the telemetry path served at once; more answer 503 (--web.max-requests,
+  // node_exporter's flag); 0 = no limit.
+  int max_requests = 40;
+  // Append the HTTP front end's own series (pidfd_exporter_http_*, pidfd_exporter_tls_*)
+  // to the telemetry path's body.
+  bool http_metrics = true;
   // user → bcrypt hash (exporter-toolkit basic_auth_users); empty = no authentication.
   std::map<std::string, std::string> basic_auth_users;
   // Set: every listen address serves HTTPS only (exporter-toolkit semantics).
@@ -82,9 +97,5 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Translates Prometheus listen-address syntax to CivetWeb's: ":9721" → "0.0.0.0:9721".
-// nullopt-equivalent: returns "" for an address CivetWeb cannot bind (e.g. "[::1]:9721").
-std::string ToCivetwebListenAddress(const std::string& address);
 
 }  // namespace pidfd_exporter

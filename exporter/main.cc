@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -113,6 +114,9 @@ struct Flags {
   std::vector<std::string> listen_addresses{":9721"};
   std::string telemetry_path = "/metrics";
   std::string web_config_file;
+  int max_requests = 40;
+  int max_connections = 1024;
+  std::string request_head_timeout = "3s";
   std::string procfs = "/proc";
   std::string log_level = "info";
   std::string log_format = "logfmt";
@@ -136,12 +140,21 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags* flags) {
                      ", or the built-in default when that does not exist)");
   app.add_flag("--config.check", flags->config_check, "Validate the config file, print errors and exit 0/1");
   app.add_option("--web.listen-address", flags->listen_addresses,
-                 "Address to listen on; repeatable; ':P' means all IPv4 addresses")
+                 "Address to listen on; repeatable; ':P' means all IPv4 addresses, '[::1]:P' IPv6")
       ->default_str(":9721");
   app.add_option("--web.telemetry-path", flags->telemetry_path, "Path under which to expose metrics")
       ->default_str("/metrics");
   app.add_option("--web.config.file", flags->web_config_file,
                  "exporter-toolkit web config file (basic_auth_users, tls_server_config)");
+  app.add_option("--web.max-requests", flags->max_requests,
+                 "Scrapes served at once; more answer 503 at once (0 = no limit)")
+      ->default_str("40");
+  app.add_option("--web.max-connections", flags->max_connections,
+                 "Client connections open at once; past it the oldest without a complete request is closed")
+      ->default_str("1024");
+  app.add_option("--web.request-head-timeout", flags->request_head_timeout,
+                 "Time from connect to a complete request head, TLS handshake included")
+      ->default_str("3s");
   app.add_option("--path.procfs", flags->procfs, "procfs mountpoint")->default_str("/proc");
   app.add_option("--log.level", flags->log_level, "debug, info, warn or error")->default_str("info");
   app.add_option("--log.format", flags->log_format, "logfmt or json")->default_str("logfmt");
@@ -179,7 +192,8 @@ int CheckConfig(const ConfigResult& loaded) {
   return 0;
 }
 
-// Step 2: the exporter-toolkit web config, read once (TLS and user changes need a restart).
+// Step 2: the exporter-toolkit web config, read once: user and TLS setting changes need a
+// restart (the certificate and key files themselves are re-read when they change, tls_context.h).
 std::optional<WebConfig> LoadWebConfigFlag(const Flags& flags) {
   if (flags.web_config_file.empty()) return WebConfig{};
   WebConfigResult web_loaded = LoadWebConfig(flags.web_config_file);
@@ -409,6 +423,14 @@ std::unique_ptr<HttpServer> StartServer(const Flags& flags, const WebConfig& web
   options.basic_auth_users = web_config.basic_auth_users;
   options.tls = web_config.tls;
   options.response_headers = web_config.response_headers;
+  options.max_requests = flags.max_requests;
+  options.max_connections = flags.max_connections;
+  const auto head_timeout = ParseDuration(flags.request_head_timeout);
+  if (!head_timeout || head_timeout->count() <= 0) {
+    LogError("Invalid --web.request-head-timeout", {{"value", flags.request_head_timeout}});
+    return nullptr;
+  }
+  options.request_head_timeout_ms = static_cast<int>(std::min<int64_t>(head_timeout->count(), 3600000));
   HttpHandlers handlers;
   handlers.render_metrics = [metrics] { return metrics->Serialize(); };
   handlers.ready = [tracker] { return tracker->FirstScanDone(); };

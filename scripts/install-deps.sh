@@ -66,6 +66,7 @@ group_bench() {
   group_build
   echo libbenchmark-dev          # bench/micro_bench.cc
   echo prometheus-process-exporter  # the comparison anchor of scenario 1
+  echo prometheus-node-exporter     # the comparison anchor of bench/stalled.sh (Go net/http)
   echo gnuplot-nox               # PNG plots under bench/results/
   echo linux-perf valgrind       # profiling (perf record, callgrind)
   echo curl python3 gcc

@@ -9,6 +9,12 @@
 #     one from client_ca_file accepted; min_version TLS13 refuses TLS 1.2;
 #   - a real Prometheus (Debian's /usr/bin/prometheus) scrapes both servers over https
 #     (tls_config ca_file, basic_auth; cert_file/key_file) until /api/v1/targets says "up";
+#   - 256 stalled TLS connections of each kind (handshake never started, ClientHello
+#     trickled a byte a second, handshake done then silence, answer never read) and a flood
+#     of 5000: scrapes over TLS still succeed (tests/e2e/helpers/http_abuse.py);
+#   - certificates rotate under a running exporter while it is scraped every few ms: new
+#     handshakes get the new certificate, a broken file keeps the old one (logged, counted),
+#     and no scrape fails;
 #   - a bad web config stops start-up with file:line:col errors.
 # Usage: tls_test.sh <exporter-binary> <source-dir>
 set -uo pipefail
@@ -68,11 +74,11 @@ process_sets:
     comm: [pidfd_exporter]
 EOF
 
-# start NAME WEB_CONFIG: starts an exporter on an ephemeral port; sets ADDRESS.
+# start NAME WEB_CONFIG [FLAGS...]: starts an exporter on an ephemeral port; sets ADDRESS.
 start() {
   local name=$1 web_config=$2
   "$EXPORTER" --config.file="$TMP/exporter.yml" --web.listen-address=127.0.0.1:0 \
-    --web.config.file="$web_config" > "$TMP/$name.log" 2>&1 &
+    --web.config.file="$web_config" "${@:3}" > "$TMP/$name.log" 2>&1 &
   PIDS+=($!)
   eval "${name}_PID=$!"
   address_of() { grep -o 'msg="Listening on" address=127\.0\.0\.1:[0-9]*' "$TMP/$1.log" | head -1 | cut -d= -f3; }
@@ -224,8 +230,86 @@ samples=$(curl -sf -G "http://$PROM/api/v1/query" --data-urlencode 'query=count(
   python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
 check "exporter series stored from the https scrapes ($samples)" test "${samples:-0}" -gt 0
 
+# --- 4b. stalled and flooding TLS clients ------------------------------------------------------
+cat > "$TMP/web_plain_tls.yml" <<EOF
+tls_server_config:
+  cert_file: $TMP/server.crt
+  key_file: $TMP/server.key
+EOF
+start abuse "$TMP/web_plain_tls.yml" --web.request-head-timeout=4s
+for case_name in stalled connection_flood; do
+  output=$(timeout 300 python3 "$SRC/tests/e2e/helpers/http_abuse.py" "$ADDRESS" "$case_name" \
+    pid="$abuse_PID" head_timeout=4 tls_ca="$TMP/ca.crt" 2>&1)
+  while IFS= read -r line; do
+    case "$line" in
+      "ok   - "*) pass "${line#ok   - }" ;;
+      "FAIL - "*) fail "${line#FAIL - }" ;;
+      *) echo "$line" ;;
+    esac
+  done <<<"$output"
+done
+check "exporter still running after the TLS abuse" kill -0 "$abuse_PID"
+
+# --- 4c. certificate rotation under load --------------------------------------------------------
+cert rotated ca "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" "/CN=rotated" ||
+  fail "openssl could not make the rotated certificate"
+cp "$TMP/server.crt" "$TMP/live.crt"
+cp "$TMP/server.key" "$TMP/live.key"
+cat > "$TMP/web_rotate.yml" <<EOF
+tls_server_config:
+  cert_file: $TMP/live.crt
+  key_file: $TMP/live.key
+EOF
+start rotate "$TMP/web_rotate.yml"
+ROTATE=$ADDRESS
+# install CERT [KEY]: replaces the live certificate (and key) by renames, as cert-manager
+# and certbot do, the certificate first.
+install() {
+  cp "$1" "$TMP/live.crt.new" && mv "$TMP/live.crt.new" "$TMP/live.crt"
+  if [ -n "${2:-}" ]; then cp "$2" "$TMP/live.key.new" && mv "$TMP/live.key.new" "$TMP/live.key"; fi
+}
+served_subject() {
+  openssl s_client -connect "$ROTATE" -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -subject
+}
+served_is() { served_subject | grep -q "CN *= *$1\$"; }
+rotation_metric() {
+  curl -s --max-time 10 "${CA[@]}" "https://$ROTATE/metrics" | awk -v name="$1" '$1 == name { print $2 }'
+}
+metric_is() { [ "$(rotation_metric "$1")" = "$2" ]; }
+check "before rotation: the first certificate is served" served_is 127.0.0.1
+# A scraper in the background for the whole rotation: one scrape every ~20 ms, each result kept.
+: > "$TMP/rotation_scrapes"
+(
+  end=$((SECONDS + 120))
+  while [ ! -e "$TMP/rotation_done" ] && [ $SECONDS -lt $end ]; do
+    echo "$(status "https://$ROTATE/metrics" "${CA[@]}")" >> "$TMP/rotation_scrapes"
+    sleep 0.02
+  done
+) &
+SCRAPER_PID=$!
+PIDS+=("$SCRAPER_PID")
+install "$TMP/rotated.crt" "$TMP/rotated.key"
+wait_for 20 "rotation: new handshakes get the new certificate" served_is rotated
+wait_for 10 "rotation: counted in pidfd_exporter_tls_certificate_reloads_total" \
+  metric_is pidfd_exporter_tls_certificate_reloads_total 1
+printf 'not a certificate\n' > "$TMP/broken.crt"
+install "$TMP/broken.crt"
+wait_for 20 "broken certificate file: counted as a failed reload" \
+  metric_is pidfd_exporter_tls_certificate_reload_failures_total 1
+check "broken certificate file: the previous certificate is still served" served_is rotated
+check "broken certificate file: logged" grep -q 'TLS certificate reload failed' "$TMP/rotate.log"
+install "$TMP/server.crt" "$TMP/server.key"
+wait_for 20 "rotation back: the first certificate is served again" served_is 127.0.0.1
+touch "$TMP/rotation_done"
+wait "$SCRAPER_PID"
+total=$(grep -c . "$TMP/rotation_scrapes")
+failed=$(grep -vc '^200$' "$TMP/rotation_scrapes")
+check "rotation: $total scrapes during the rotations (at least 20), $failed failed" test "$total" -ge 20 -a "$failed" -eq 0
+check "rotation: 2 reloads and 1 failure counted at the end" \
+  test "$(rotation_metric pidfd_exporter_tls_certificate_reloads_total)/$(rotation_metric pidfd_exporter_tls_certificate_reload_failures_total)" = 2/1
+
 # --- 4. both servers stop cleanly -------------------------------------------------------------
-for name in basic mtls; do
+for name in basic mtls abuse rotate; do
   pid_var=${name}_PID
   kill -TERM "${!pid_var}"
   rc=

@@ -15,12 +15,16 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "http_gate.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -183,21 +187,28 @@ std::string MetricsBody() {
 
 constexpr char kStatusHtml[] = "<!DOCTYPE html><title>pidfd_exporter</title>";
 
-TEST(ToCivetwebListenAddressTest, TranslatesPrometheusSyntax) {
-  EXPECT_EQ(ToCivetwebListenAddress(":9721"), "0.0.0.0:9721");
-  EXPECT_EQ(ToCivetwebListenAddress("127.0.0.1:9721"), "127.0.0.1:9721");
-  EXPECT_EQ(ToCivetwebListenAddress("localhost:0"), "localhost:0");
+TEST(SplitListenAddressTest, SplitsPrometheusSyntax) {
+  std::string host;
+  std::string port;
+  ASSERT_TRUE(SplitListenAddress(":9721", &host, &port));
+  EXPECT_EQ(host, "");
+  EXPECT_EQ(port, "9721");
+  ASSERT_TRUE(SplitListenAddress("127.0.0.1:9721", &host, &port));
+  EXPECT_EQ(host, "127.0.0.1");
+  ASSERT_TRUE(SplitListenAddress("localhost:0", &host, &port));
+  EXPECT_EQ(host, "localhost");
+  ASSERT_TRUE(SplitListenAddress("[::1]:9721", &host, &port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, "9721");
 }
 
-TEST(ToCivetwebListenAddressTest, RejectsWhatCivetwebWouldMisread) {
-  EXPECT_EQ(ToCivetwebListenAddress("[::1]:9721"), "");
-  EXPECT_EQ(ToCivetwebListenAddress("[::]:9721"), "");
-  EXPECT_EQ(ToCivetwebListenAddress("9721"), "");
-  EXPECT_EQ(ToCivetwebListenAddress("127.0.0.1:"), "");
-  EXPECT_EQ(ToCivetwebListenAddress("127.0.0.1:443s"), "");  // CivetWeb: TLS port
-  EXPECT_EQ(ToCivetwebListenAddress("127.0.0.1:80r"), "");   // CivetWeb: redirect port
-  EXPECT_EQ(ToCivetwebListenAddress("127.0.0.1:70000"), "");
-  EXPECT_EQ(ToCivetwebListenAddress("a:1,b:2"), "");
+TEST(SplitListenAddressTest, RejectsMalformedAddresses) {
+  std::string host;
+  std::string port;
+  for (const char* address : {"9721", "127.0.0.1:", "127.0.0.1:443s", "127.0.0.1:80r", "127.0.0.1:70000",
+                              "a:1,b:2", "::1:9721", "[::1:9721", "[a b]:1", "[]:1"}) {
+    EXPECT_FALSE(SplitListenAddress(address, &host, &port)) << address;
+  }
 }
 
 // One server for most tests: CivetWeb takes up to ~2 s to shut down.
@@ -207,6 +218,10 @@ class HttpServerTest : public testing::Test {
     HttpServerOptions options;
     options.listen_addresses = {"127.0.0.1:0"};
     options.worker_threads = 8;
+    // Long enough that a scrape served while idle connections are open proves they hold
+    // no worker, rather than that they timed out first.
+    options.request_head_timeout_ms = 30000;
+    options.http_metrics = false;  // bodies compare exactly with MetricsBody()
     HttpHandlers handlers;
     handlers.render_metrics = [] { return MetricsBody(); };
     handlers.render_status_page = [] { return std::string(kStatusHtml); };
@@ -421,12 +436,16 @@ TEST_F(HttpServerTest, UnusualMethodsAreMethodNotAllowedNotHandledByCivetweb) {
 }
 
 TEST_F(HttpServerTest, IdleConnectionsDoNotBlockAScrape) {
-  // Six clients connect and send nothing; each holds a CivetWeb worker until the request
-  // timeout (10 s). With 8 workers, a scrape must still be served by a free one.
+  // 64 clients (eight times the workers) connect and send nothing, 64 more send half a
+  // request line; the head timeout is 30 s. A scrape must be served at once: no idle
+  // connection holds a CivetWeb worker.
   std::vector<Socket> idle;
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 128; ++i) {
     idle.push_back(ConnectLoopback(port_));
     ASSERT_GE(idle.back().fd(), 0);
+    if (i % 2 == 1) {
+      ASSERT_EQ(::send(idle.back().fd(), "GET /metr", 9, MSG_NOSIGNAL), 9);
+    }
   }
   const auto start = Clock::now();
   const HttpResponse response = Exchange(
@@ -455,12 +474,38 @@ TEST(HttpServerStartTest, PortInUseFailsNamingTheAddress) {
   EXPECT_EQ(error, "listen tcp " + taken + ": address already in use");
 }
 
-TEST(HttpServerStartTest, Ipv6AddressFailsNamingTheAddress) {
+TEST(HttpServerStartTest, Ipv6LoopbackIsServed) {
   HttpServerOptions options;
   options.listen_addresses = {"[::1]:0"};
+  HttpHandlers handlers;
+  handlers.render_metrics = [] { return std::string("up 1\n"); };
+  std::string error;
+  std::unique_ptr<HttpServer> server = HttpServer::Start(options, std::move(handlers), &error);
+  ASSERT_NE(server, nullptr) << error;
+  const std::string address = server->ListeningAddresses()[0];
+  ASSERT_EQ(address.rfind("[::1]:", 0), 0u) << address;
+  Socket client(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in6 target{};
+  target.sin6_family = AF_INET6;
+  target.sin6_addr = in6addr_loopback;
+  target.sin6_port = htons(static_cast<uint16_t>(PortOf(address)));
+  ASSERT_EQ(::connect(client.fd(), reinterpret_cast<sockaddr*>(&target), sizeof target), 0);
+  const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(client.fd(), request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t got; (got = ::recv(client.fd(), buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, got);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("\r\n\r\nup 1\n"), std::string::npos) << answer;
+}
+
+TEST(HttpServerStartTest, Ipv6AddressWithoutBracketsFailsNamingTheAddress) {
+  HttpServerOptions options;
+  options.listen_addresses = {"::1:0"};
   std::string error;
   EXPECT_EQ(HttpServer::Start(options, HttpHandlers{}, &error), nullptr);
-  EXPECT_NE(error.find("[::1]:0"), std::string::npos) << error;
+  EXPECT_NE(error.find("::1:0"), std::string::npos) << error;
 }
 
 TEST(HttpServerStartTest, UnresolvableHostFailsNamingTheAddress) {
@@ -485,6 +530,7 @@ TEST(HttpServerStartTest, TelemetryPathMustBeAnAbsolutePathOfItsOwn) {
 TEST(HttpServerStartTest, TwoListenAddressesBothAnswer) {
   HttpServerOptions options;
   options.listen_addresses = {"127.0.0.1:0", ":0"};
+  options.http_metrics = false;
   HttpHandlers handlers;
   handlers.render_metrics = [] { return std::string("up 1\n"); };
   std::string error;
@@ -526,6 +572,7 @@ class HttpServerAuthTest : public testing::Test {
     HttpServerOptions options;
     options.listen_addresses = {"127.0.0.1:0"};
     options.basic_auth_users = {{"alice", BcryptHash("correct horse")}};
+    options.http_metrics = false;
     HttpHandlers handlers;
     handlers.render_metrics = [] { return std::string("up 1\n"); };
     std::string error;
@@ -593,6 +640,122 @@ TEST_F(HttpServerAuthTest, EveryPathRequiresCredentials) {
     ExpectUnauthorized(Request(port_, "GET", path));
   }
   EXPECT_EQ(Request(port_, "GET", "/-/healthy", BasicAuthorization("alice", "correct horse")).status, 200);
+}
+
+// True when the server closes `socket` (EOF or reset) within `timeout`.
+bool ClosedByServerWithin(const Socket& socket, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    pollfd poll_fd{socket.fd(), POLLIN, 0};
+    if (::poll(&poll_fd, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t received = ::recv(socket.fd(), buffer, sizeof buffer, 0);
+    if (received <= 0) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<HttpServer> StartSmallServer(HttpServerOptions options, HttpHandlers handlers) {
+  options.listen_addresses = {"127.0.0.1:0"};
+  if (!handlers.render_metrics) handlers.render_metrics = [] { return std::string("up 1\n"); };
+  std::string error;
+  std::unique_ptr<HttpServer> server = HttpServer::Start(options, std::move(handlers), &error);
+  EXPECT_NE(server, nullptr) << error;
+  return server;
+}
+
+TEST(HttpServerLimitsTest, MaxRequestsAnswers503PastTheLimitAndCountsIt) {
+  // Two scrapes block inside the handler; the third is past --web.max-requests=2.
+  std::mutex mutex;
+  std::condition_variable released;
+  bool release = false;
+  std::atomic<int> inside{0};
+  HttpServerOptions options;
+  options.worker_threads = 4;
+  options.max_requests = 2;
+  HttpHandlers handlers;
+  handlers.render_metrics = [&] {
+    ++inside;
+    std::unique_lock<std::mutex> lock(mutex);
+    released.wait_for(lock, std::chrono::seconds(20), [&] { return release; });
+    return std::string("up 1\n");
+  };
+  std::unique_ptr<HttpServer> server = StartSmallServer(options, std::move(handlers));
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  HttpResponse first;
+  HttpResponse second;
+  std::thread first_thread([&] { first = Request(port, "GET", "/metrics"); });
+  std::thread second_thread([&] { second = Request(port, "GET", "/metrics"); });
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (inside.load() < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(inside.load(), 2);
+  const HttpResponse third = Request(port, "GET", "/metrics");
+  EXPECT_EQ(third.status, 503);
+  EXPECT_EQ(third.body, "too many concurrent scrapes (--web.max-requests=2)\n");
+  EXPECT_EQ(Request(port, "GET", "/-/healthy").status, 200);  // only scrapes are limited
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    release = true;
+  }
+  released.notify_all();
+  first_thread.join();
+  second_thread.join();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(second.status, 200);
+  const HttpResponse after = Request(port, "GET", "/metrics");
+  EXPECT_NE(after.body.find("\npidfd_exporter_http_scrapes_rejected_total 1\n"), std::string::npos)
+      << after.body;
+}
+
+TEST(HttpServerLimitsTest, HeadTimeoutClosesSilentAndTricklingConnections) {
+  HttpServerOptions options;
+  options.request_head_timeout_ms = 300;
+  std::unique_ptr<HttpServer> server = StartSmallServer(options, HttpHandlers{});
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  Socket silent = ConnectLoopback(port);
+  Socket trickling = ConnectLoopback(port);
+  ASSERT_EQ(::send(trickling.fd(), "GET /metrics HTTP/1.1\r\n", 23, MSG_NOSIGNAL), 23);
+  EXPECT_TRUE(ClosedByServerWithin(silent, std::chrono::seconds(10)));
+  EXPECT_TRUE(ClosedByServerWithin(trickling, std::chrono::seconds(10)));
+  const HttpResponse response = Request(port, "GET", "/metrics");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_NE(
+      response.body.find("\npidfd_exporter_http_connections_dropped_total{reason=\"head_timeout\"} 2\n"),
+      std::string::npos)
+      << response.body;
+}
+
+TEST(HttpServerLimitsTest, PastMaxConnectionsTheOldestWithoutAHeadMakesRoom) {
+  HttpServerOptions options;
+  options.max_connections = 4;
+  options.request_head_timeout_ms = 30000;
+  std::unique_ptr<HttpServer> server = StartSmallServer(options, HttpHandlers{});
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  std::vector<Socket> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(ConnectLoopback(port));  // twice the limit
+  const HttpResponse response = Request(port, "GET", "/metrics");
+  EXPECT_EQ(response.status, 200);
+  // The four oldest made room for the four newest, the newest idle made room for the scrape.
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(ClosedByServerWithin(idle[i], std::chrono::seconds(10))) << i;
+  for (int i = 5; i < 8; ++i)
+    EXPECT_FALSE(ClosedByServerWithin(idle[i], std::chrono::milliseconds(200))) << i;
+  EXPECT_NE(response.body.find("over_max_connections\"} 5\n"), std::string::npos) << response.body;
+}
+
+TEST(HttpServerLimitsTest, OversizedHeadAnswers431) {
+  std::unique_ptr<HttpServer> server = StartSmallServer(HttpServerOptions{}, HttpHandlers{});
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  const HttpResponse response =
+      Exchange(port, "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000, 'x') + "\r\n\r\n");
+  EXPECT_EQ(response.status, 431);
+  // Just under the limit is served.
+  EXPECT_EQ(Exchange(port, "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(16000, 'x') + "\r\n\r\n").status,
+            200);
 }
 
 }  // namespace

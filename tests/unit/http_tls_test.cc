@@ -172,6 +172,7 @@ Started StartTls(const TlsOptions& tls, std::vector<std::pair<std::string, std::
   HttpServerOptions options;
   options.listen_addresses = {"127.0.0.1:0"};
   options.worker_threads = 4;
+  options.http_metrics = false;
   options.tls = tls;
   options.response_headers = std::move(headers);
   HttpHandlers handlers;
