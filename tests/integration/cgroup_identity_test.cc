@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "harness.h"
 
@@ -63,29 +65,41 @@ std::string RandomHex(size_t digits) {
   return hex;
 }
 
-// A cgroup v2 directory under the test's own cgroup, removed (once its processes are gone)
-// at scope exit.
+// A cgroup v2 directory (with its parents: `name` may hold slashes, as a Kubernetes layout
+// does) under the test's own cgroup, removed innermost first at scope exit.
 class TestCgroup {
  public:
   TestCgroup(const std::string& mount, const std::string& own_path, const std::string& name)
       : relative_path_((own_path == "/" ? "" : own_path) + "/" + name), directory_(mount + relative_path_) {
-    created_ = mkdir(directory_.c_str(), 0755) == 0;
-    if (!created_) error_ = "mkdir " + directory_ + ": " + std::strerror(errno);
+    std::string path = mount + (own_path == "/" ? "" : own_path);
+    size_t start = 0;
+    while (start < name.size()) {
+      const size_t slash = std::min(name.find('/', start), name.size());
+      path += "/" + name.substr(start, slash - start);
+      start = slash + 1;
+      if (mkdir(path.c_str(), 0755) != 0) {
+        error_ = "mkdir " + path + ": " + std::strerror(errno);
+        return;
+      }
+      created_.push_back(path);
+    }
     procs_fd_ = open((directory_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    if (procs_fd_ < 0) error_ = "open " + directory_ + "/cgroup.procs: " + std::strerror(errno);
   }
   ~TestCgroup() {
     if (procs_fd_ >= 0) close(procs_fd_);
-    if (!created_) return;
-    // The reaped workers leave it at once; a zombie would keep it busy for a moment.
-    for (int attempt = 0; attempt < 200 && rmdir(directory_.c_str()) != 0 && errno == EBUSY; ++attempt) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (auto directory = created_.rbegin(); directory != created_.rend(); ++directory) {
+      // Reaped workers leave at once; the kernel may need a moment to release an emptied cgroup.
+      for (int attempt = 0; attempt < 200 && rmdir(directory->c_str()) != 0 && errno == EBUSY; ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (access(directory->c_str(), F_OK) == 0) ADD_FAILURE() << "could not remove " << *directory;
     }
-    if (access(directory_.c_str(), F_OK) == 0) ADD_FAILURE() << "could not remove " << directory_;
   }
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
 
-  bool ok() const { return created_ && procs_fd_ >= 0; }
+  bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   int procs_fd() const { return procs_fd_; }
   const std::string& relative_path() const { return relative_path_; }
@@ -93,7 +107,7 @@ class TestCgroup {
  private:
   std::string relative_path_;  // as /proc/PID/cgroup shows it
   std::string directory_;
-  bool created_ = false;
+  std::vector<std::string> created_;  // outermost first
   int procs_fd_ = -1;
   std::string error_;
 };
@@ -111,15 +125,18 @@ void EndAndReap(ChildProcess& child, int code) {
   child.Reap();
 }
 
+// Skips (fails in CI) where no cgroup v2 hierarchy is mounted: every kernel the exporter
+// supports has one, so CI machines must too.
+#define REQUIRE_CGROUP_V2(mount, own)                                             \
+  if ((mount).empty() || (own).empty()) {                                         \
+    if (InCi()) FAIL() << "no cgroup2 mount or no 0:: line in /proc/self/cgroup"; \
+    GTEST_SKIP() << "no cgroup v2 hierarchy mounted: cannot create test cgroups"; \
+  }
+
 TEST(CgroupIdentityTest, SetsPerUnitAndPerContainerFromCgroupsTheTestCreates) {
   const std::string mount = CgroupV2Mount();
   const std::string own = OwnCgroupV2Path();
-  if (mount.empty() || own.empty()) {
-    // Every kernel the exporter supports has cgroup v2; a machine without the mount is not one
-    // this test can run on, and in CI it must be.
-    if (InCi()) FAIL() << "no cgroup2 mount or no 0:: line in /proc/self/cgroup";
-    GTEST_SKIP() << "no cgroup v2 hierarchy mounted: cannot create test cgroups";
-  }
+  REQUIRE_CGROUP_V2(mount, own);
   const std::string unit = "pidfd-it-" + RandomHex(8) + ".service";
   const std::string container_id = RandomHex(64);
   TestCgroup service(mount, own, unit);
@@ -161,6 +178,62 @@ TEST(CgroupIdentityTest, SetsPerUnitAndPerContainerFromCgroupsTheTestCreates) {
   // Each exit in its own set only.
   EXPECT_EQ(last.Sum(kExits, Set(container_id)), 1);
   EXPECT_EQ(last.Sum(kExits, Set(unit)), 1);
+}
+
+std::string ReadSourceFile(const std::string& relative_path) {
+  std::ifstream file(std::string(PIDFD_SOURCE_DIR) + "/" + relative_path);
+  EXPECT_TRUE(file.good()) << relative_path;
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// The shipped Kubernetes example, on Kubernetes layouts of both cgroup drivers built under the
+// test's cgroup: one set per container, with its zombies and its exits.
+TEST(CgroupIdentityTest, KubernetesExampleGivesEachContainerItsSetWithZombiesAndExits) {
+  const std::string mount = CgroupV2Mount();
+  const std::string own = OwnCgroupV2Path();
+  REQUIRE_CGROUP_V2(mount, own);
+  const std::string pod_uid = RandomHex(8) + "_" + RandomHex(4) + "_" + RandomHex(4);
+  const std::string systemd_id = RandomHex(64);
+  const std::string cgroupfs_id = RandomHex(64);
+  TestCgroup systemd_driver(mount, own,
+                            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + pod_uid +
+                                ".slice/cri-containerd-" + systemd_id + ".scope");
+  TestCgroup cgroupfs_driver(mount, own, "kubepods/besteffort/pod" + RandomHex(8) + "/" + cgroupfs_id);
+  ASSERT_TRUE(systemd_driver.ok()) << systemd_driver.error();
+  ASSERT_TRUE(cgroupfs_driver.ok()) << cgroupfs_driver.error();
+
+  ExporterProcess exporter;
+  ASSERT_TRUE(exporter.Start(ReadSourceFile("config/examples/kubernetes-containers.yml") +
+                             "discovery:\n  scan_interval: 100ms\n"));
+  auto in_systemd_pod = ChildProcess::Spawn({"cg_it_node", "", systemd_driver.procs_fd()});
+  auto in_cgroupfs_pod = ChildProcess::Spawn({"cg_it_python", "", cgroupfs_driver.procs_fd()});
+  ASSERT_TRUE(exporter.WaitFor("one set per container", [&](const Metrics& m) {
+    return m.Value(kProcesses, Set(systemd_id)) == 1 && m.Value(kProcesses, Set(cgroupfs_id)) == 1;
+  }));
+  // A container whose PID 1 does not reap: its zombie counts under the container.
+  in_systemd_pod->Exit(0);
+  ASSERT_TRUE(in_systemd_pod->WaitUntilZombie());
+  ASSERT_TRUE(exporter.WaitFor("the zombie under its container", [&](const Metrics& m) {
+    return m.Value("pidfd_zombies", Set(systemd_id)) == 1;
+  }));
+  in_systemd_pod->Reap();
+  EndAndReap(*in_cgroupfs_pod, 9);
+  Metrics last;
+  ASSERT_TRUE(exporter.WaitFor(
+      "both exits counted per container",
+      [&](const Metrics& m) {
+        return m.ValueOrZero(kExits, Exit(systemd_id, 0)) == 1 &&
+               m.ValueOrZero(kExits, Exit(cgroupfs_id, 9)) == 1 &&
+               m.Value("pidfd_zombies", Set(systemd_id)) == 0;
+      },
+      &last));
+  EXPECT_EQ(last.Sum(kExits, Set(systemd_id)), 1);
+  EXPECT_EQ(last.Sum(kExits, Set(cgroupfs_id)), 1);
+  // Processes outside containers (the test itself, the exporter) are in no set: a set named
+  // by an ID it could not render would be "unknown".
+  EXPECT_TRUE(last.Find(kProcesses, Set("unknown")).empty());
 }
 
 // Where systemd is the service manager: a transient service made by systemd-run.

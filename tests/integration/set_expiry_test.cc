@@ -1,6 +1,9 @@
 // Sets that come and go, on the real binary: with limits.max_sets 2 and a short
 // limits.idle_set_timeout, a third name goes to "_other" while two sets are live (logged and
 // counted once), and gets its own set once the two were idle long enough to be removed.
+#include <signal.h>
+
+#include <fstream>
 #include <string>
 
 #include "harness.h"
@@ -98,6 +101,31 @@ TEST(SetExpiryTest, FixedSetsStayWhileTemplatedOnesExpire) {
       [](const Metrics& m) { return m.Find(kStarts, Set("ex_templated")).empty(); }, &last));
   EXPECT_EQ(last.Value(kStarts, Set("ex_fixed")), 0);
   EXPECT_EQ(last.Value(kProcesses, Set("ex_fixed")), 0);
+}
+
+// main.cc applies limits.idle_set_timeout at a reload: "0s" keeps an idle set, a reload to a
+// short timeout removes it.
+TEST(SetExpiryTest, AReloadTurnsExpiryOn) {
+  ExporterProcess exporter;
+  const std::string sets = "  - name: \"{{.Comm}}\"\n    comm: [ex_reload]\n";
+  ASSERT_TRUE(exporter.Start(MakeConfig(sets, "auto") + "limits:\n  idle_set_timeout: 0s\n"));
+  auto child = ChildProcess::Spawn({"ex_reload", ""});
+  ASSERT_TRUE(exporter.WaitFor("the set",
+                               [](const Metrics& m) { return m.Value(kProcesses, Set("ex_reload")) == 1; }));
+  EndAndReap(*child, 0);
+  EXPECT_FALSE(exporter.WaitFor(
+      "no expiry with 0s", [](const Metrics& m) { return m.Find(kStarts, Set("ex_reload")).empty(); },
+      nullptr, std::chrono::milliseconds(1500)));
+  {
+    std::ofstream file(exporter.config_path(), std::ios::trunc);
+    file << MakeConfig(sets, "auto") << "limits:\n  idle_set_timeout: 300ms\n";
+  }
+  ASSERT_EQ(kill(exporter.pid(), SIGHUP), 0);
+  Metrics last;
+  ASSERT_TRUE(exporter.WaitFor(
+      "the idle set removed after the reload",
+      [](const Metrics& m) { return m.Find(kStarts, Set("ex_reload")).empty(); }, &last));
+  EXPECT_EQ(last.Value(kExpired), 1);
 }
 
 }  // namespace
