@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -208,6 +210,31 @@ TEST_F(MetricsExpiryTest, ReloadRemovalSparesSetsWithMembersWhateverInUseSays) {
   metrics.RemoveSets({}, {});
   EXPECT_EQ(Starts(metrics, "idle"), std::nullopt);
   EXPECT_EQ(metrics.SetName(held), "held");
+}
+
+// Every pidfd_* family the exporter serves is in README.md's metrics table.
+TEST(MetricsDocumentationTest, EveryFamilyIsInTheReadmeTable) {
+  std::ifstream readme_file(std::string(PIDFD_TEST_FIXTURES_DIR) + "/../../README.md");
+  ASSERT_TRUE(readme_file.good());
+  const std::string readme((std::istreambuf_iterator<char>(readme_file)), std::istreambuf_iterator<char>());
+  Metrics metrics(LimitsConfig(1, 1s));
+  const size_t slot = metrics.SetSlot("a", "{{.Comm}}");
+  metrics.ProcessJoined(slot);
+  metrics.ZombieAdded(slot, "bash");
+  metrics.SetOldestZombie(slot, 1.0);
+  metrics.ExitCounted(slot, "exited", "0", 0);
+  metrics.SetSlot("overflow", "{{.Comm}}");
+  std::istringstream lines(metrics.Serialize());
+  std::string line;
+  int families = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# TYPE pidfd_", 0) != 0) continue;
+    const std::string name = line.substr(7, line.find(' ', 7) - 7);
+    ++families;
+    EXPECT_NE(readme.find("| `" + name + "` |"), std::string::npos)
+        << name << " is not in README.md's metrics table";
+  }
+  EXPECT_GE(families, 19);  // all of them, as of this test
 }
 
 TEST(MetricsIdleSweepIntervalTest, ATenthOfTheTimeoutWithinBounds) {
