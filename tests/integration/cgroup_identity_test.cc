@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -20,17 +19,13 @@
 #include <vector>
 
 #include "harness.h"
+#include "skip_policy.h"
 
 namespace integration {
 namespace {
 
 constexpr char kProcesses[] = "pidfd_processes";
 constexpr char kExits[] = "pidfd_process_exits_total";
-
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 // The cgroup v2 mount point (first "cgroup2" line of /proc/self/mountinfo), or "".
 std::string CgroupV2Mount() {
@@ -127,11 +122,9 @@ void EndAndReap(ChildProcess& child, int code) {
 
 // Skips (fails in CI) where no cgroup v2 hierarchy is mounted: every kernel the exporter
 // supports has one, so CI machines must too.
-#define REQUIRE_CGROUP_V2(mount, own)                                             \
-  if ((mount).empty() || (own).empty()) {                                         \
-    if (InCi()) FAIL() << "no cgroup2 mount or no 0:: line in /proc/self/cgroup"; \
-    GTEST_SKIP() << "no cgroup v2 hierarchy mounted: cannot create test cgroups"; \
-  }
+#define REQUIRE_CGROUP_V2(mount, own)   \
+  if ((mount).empty() || (own).empty()) \
+  SKIP_UNLESS_CI("no cgroup v2 hierarchy mounted: cannot create test cgroups")
 
 TEST(CgroupIdentityTest, SetsPerUnitAndPerContainerFromCgroupsTheTestCreates) {
   const std::string mount = CgroupV2Mount();
@@ -245,8 +238,7 @@ TEST(CgroupIdentityTest, TransientSystemdUnitGetsItsOwnSet) {
                     "transient units here";
   }
   if (access("/usr/bin/systemd-run", X_OK) != 0) {
-    if (InCi()) FAIL() << "systemd runs but /usr/bin/systemd-run is missing";
-    GTEST_SKIP() << "/usr/bin/systemd-run not installed";
+    SKIP_UNLESS_CI("systemd runs but /usr/bin/systemd-run is not installed");
   }
   const std::string unit = "pidfd-it-" + RandomHex(8) + ".service";
   ExporterProcess exporter;
