@@ -141,6 +141,61 @@ void BM_Serialize(benchmark::State& state) {
 }
 BENCHMARK(BM_Serialize)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
+// --- Sets that come and go (limits.idle_set_timeout) ----------------------------------
+
+// One process's life in its set (join, exit, latency, lifetime, leave): the hot path that
+// now checks the slot handle's generation on every call.
+void BM_SetUpdates(benchmark::State& state) {
+  pe::Config config;
+  pe::Metrics metrics(config);
+  const size_t slot = metrics.SetSlot("bench", "{{.Comm}}");
+  for (auto _ : state) {
+    metrics.ProcessJoined(slot);
+    metrics.ExitCounted(slot, "exited", "0", 1.7e9);
+    metrics.ReapLatencyObserved(slot, 0.002);
+    metrics.LifetimeObserved(slot, 3.0);
+    metrics.ProcessLeft(slot);
+  }
+}
+BENCHMARK(BM_SetUpdates);
+
+// One idle sweep over N live sets of which none expires (every set has a member): the cost
+// of ExpireIdleSets each tenth of the timeout.
+void BM_IdleSweep(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  pe::Config config;
+  config.max_sets = static_cast<size_t>(n);
+  pe::Metrics metrics(config);
+  for (int i = 0; i < n; ++i) metrics.ProcessJoined(metrics.SetSlot("s" + std::to_string(i), "{{.Comm}}"));
+  auto now = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    now += std::chrono::seconds(1);
+    benchmark::DoNotOptimize(metrics.ExpireIdleSets(now));
+  }
+}
+BENCHMARK(BM_IdleSweep)->Arg(256)->Arg(4096);
+
+// A name that comes and goes: its set created with all series, one exit, expired with all
+// series (the table entry reused). Per name.
+void BM_SetChurn(benchmark::State& state) {
+  pe::Config config;
+  config.idle_set_timeout = std::chrono::milliseconds(1);
+  pe::Metrics metrics(config);
+  auto now = std::chrono::steady_clock::now();
+  uint64_t name = 0;
+  for (auto _ : state) {
+    const size_t slot = metrics.SetSlot("n" + std::to_string(name++), "{{.Comm}}");
+    metrics.ProcessJoined(slot);
+    metrics.ExitCounted(slot, "exited", "0", 1.7e9);
+    metrics.ProcessLeft(slot);
+    metrics.ExpireIdleSets(now);
+    now += std::chrono::seconds(1);
+    metrics.ExpireIdleSets(now);
+  }
+  state.counters["table"] = static_cast<double>(metrics.SetCount());
+}
+BENCHMARK(BM_SetChurn);
+
 // --- Tracker: exit + reap of one watched process ---------------------------------------
 
 constexpr int kTrackerChildren = 2000;

@@ -266,6 +266,8 @@ class ConfigParser : private YamlErrorCollector {
         if (auto list = StringList(key, value, key_path)) set.user = std::move(*list);
       } else if (name == "cgroup") {
         ParseCgroups(key, value, key_path, set);
+      } else if (name == "unit") {
+        ParseUnits(key, value, key_path, set);
       } else if (name == "pidfile") {
         if (auto text = String(key, value, key_path)) {
           if (text->front() != '/') {
@@ -277,7 +279,7 @@ class ConfigParser : private YamlErrorCollector {
       } else if (name == "children") {
         ParseBool(key, value, key_path, set.children);
       } else {
-        UnknownKey(key, path, "name, comm, exe, cmdline, user, cgroup, pidfile, children");
+        UnknownKey(key, path, "name, comm, exe, cmdline, user, cgroup, unit, pidfile, children");
       }
     });
     set.name_is_template = set.name.find("{{") != std::string::npos;
@@ -321,6 +323,20 @@ class ConfigParser : private YamlErrorCollector {
     set.cgroup = std::move(*cgroups);
   }
 
+  void ParseUnits(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                  ProcessSetConfig& set) {
+    auto units = StringList(key, value, path);
+    if (!units) return;
+    for (size_t index = 0; index < units->size(); ++index) {
+      if (auto error = ProcessSets::ValidateUnitPattern((*units)[index])) {
+        const YAML::Node element = value.IsSequence() ? value[index] : value;
+        const std::string element_path = value.IsSequence() ? path + "[" + std::to_string(index) + "]" : path;
+        Error(element.Mark(), element_path + ": " + Quote((*units)[index]) + ": " + *error);
+      }
+    }
+    set.unit = std::move(*units);
+  }
+
   void ParseBool(const YAML::Node& key, const YAML::Node& value, const std::string& path, bool& result) {
     if (RejectNull(key, value, path)) return;
     bool parsed = false;
@@ -339,6 +355,33 @@ class ConfigParser : private YamlErrorCollector {
     return false;
   }
 
+  // A Prometheus duration at `entry`; false (reported) when malformed, too long, or zero
+  // where zero is not allowed. Zero comes back as 0 ms.
+  bool Duration(const YAML::Node& key, const YAML::Node& entry, const std::string& path, bool zero_allowed,
+                std::chrono::milliseconds* result) {
+    auto text = String(key, entry, path);
+    if (!text) return false;
+    switch (ParseDurationStatus(*text, result)) {
+      case DurationStatus::kValid:
+        return true;
+      case DurationStatus::kZero:
+        if (zero_allowed) {
+          *result = std::chrono::milliseconds(0);
+          return true;
+        }
+        Error(entry.Mark(), path + ": must be greater than zero, got " + Quote(*text));
+        return false;
+      case DurationStatus::kTooLong:
+        Error(entry.Mark(), path + ": duration too long: " + Quote(*text));
+        return false;
+      case DurationStatus::kMalformed:
+        break;
+    }
+    Error(entry.Mark(), path + ": invalid duration " + Quote(*text) +
+                            " (expected a number and a unit among ms, s, m, h, d, w, y, as in 5s or 1m30s)");
+    return false;
+  }
+
   void ParseDiscovery(const YAML::Node& /*key*/, const YAML::Node& value, Config& config) {
     if (!SectionIsMapping(value, "discovery")) return;
     std::optional<YAML::Mark> taskstats_mark;
@@ -346,25 +389,8 @@ class ConfigParser : private YamlErrorCollector {
       const std::string path = Join("discovery", key.Scalar());
       if (key.Scalar() == "taskstats") taskstats_mark = entry.Mark();
       if (key.Scalar() == "scan_interval") {
-        auto text = String(key, entry, path);
-        if (!text) return;
         std::chrono::milliseconds interval{0};
-        switch (ParseDurationStatus(*text, &interval)) {
-          case DurationStatus::kValid:
-            config.scan_interval = interval;
-            break;
-          case DurationStatus::kZero:
-            Error(entry.Mark(), path + ": must be greater than zero, got " + Quote(*text));
-            break;
-          case DurationStatus::kTooLong:
-            Error(entry.Mark(), path + ": duration too long: " + Quote(*text));
-            break;
-          case DurationStatus::kMalformed:
-            Error(entry.Mark(),
-                  path + ": invalid duration " + Quote(*text) +
-                      " (expected a number and a unit among ms, s, m, h, d, w, y, as in 5s or 1m30s)");
-            break;
-        }
+        if (Duration(key, entry, path, /*zero_allowed=*/false, &interval)) config.scan_interval = interval;
       } else if (key.Scalar() == "proc_connector" || key.Scalar() == "taskstats") {
         auto text = String(key, entry, path);
         if (!text) return;
@@ -393,21 +419,31 @@ class ConfigParser : private YamlErrorCollector {
     if (!SectionIsMapping(value, "limits")) return;
     ForEachEntry(value, "limits", [&](const YAML::Node& key, const YAML::Node& entry) {
       const std::string path = Join("limits", key.Scalar());
-      if (key.Scalar() != "max_sets") {
-        UnknownKey(key, "limits", "max_sets");
-        return;
+      if (key.Scalar() == "max_sets") {
+        ParseMaxSets(key, entry, path, config);
+      } else if (key.Scalar() == "idle_set_timeout") {
+        std::chrono::milliseconds timeout{0};
+        if (!Duration(key, entry, path, /*zero_allowed=*/true, &timeout)) return;
+        // "0s": templated sets live until a reload drops their entry, as before expiry existed.
+        config.idle_set_timeout =
+            timeout.count() == 0 ? std::nullopt : std::optional<std::chrono::milliseconds>(timeout);
+      } else {
+        UnknownKey(key, "limits", "max_sets, idle_set_timeout");
       }
-      auto text = String(key, entry, path);
-      if (!text) return;
-      // Plain decimal only: yaml-cpp would read "010" as octal 8.
-      size_t number = 0;
-      const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), number);
-      if (error != std::errc() || end != text->data() + text->size() || number == 0) {
-        Error(entry.Mark(), path + ": expected a positive integer, got " + Quote(*text));
-        return;
-      }
-      config.max_sets = number;
     });
+  }
+
+  void ParseMaxSets(const YAML::Node& key, const YAML::Node& entry, const std::string& path, Config& config) {
+    auto text = String(key, entry, path);
+    if (!text) return;
+    // Plain decimal only: yaml-cpp would read "010" as octal 8.
+    size_t number = 0;
+    const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), number);
+    if (error != std::errc() || end != text->data() + text->size() || number == 0) {
+      Error(entry.Mark(), path + ": expected a positive integer, got " + Quote(*text));
+      return;
+    }
+    config.max_sets = number;
   }
 
   void ParseHistograms(const YAML::Node& /*key*/, const YAML::Node& value, Config& config) {

@@ -30,7 +30,8 @@ struct ConfigError {
 // One entry of `process_sets` (or of process-exporter's `process_names`).
 struct ProcessSetConfig {
   // Set name; may be a template ({{.Comm}} {{.ExeBase}} {{.ExeFull}} {{.Username}}
-  // {{.PID}} {{.StartTime}} {{.Matches.NAME}}). Default: "{{.ExeBase}}" as in process-exporter.
+  // {{.PID}} {{.StartTime}} {{.Matches.NAME}} {{.Unit}} {{.Cgroup}} {{.ContainerID}}). Default:
+  // "{{.ExeBase}}" as in process-exporter.
   std::string name = "{{.ExeBase}}";
   bool name_is_template = true;      // the name contains "{{"
   std::vector<std::string> comm;     // any of, exact
@@ -38,6 +39,7 @@ struct ProcessSetConfig {
   std::vector<std::string> cmdline;  // all of, RE2 on argv joined by spaces, named captures
   std::vector<std::string> user;     // any of, user name or numeric uid
   std::vector<std::string> cgroup;   // any of, prefix of the cgroup v2 path
+  std::vector<std::string> unit;     // any of, systemd unit name; "~RE2" = anchored regex
   std::string pidfile;               // the process whose PID this file names ("" = unused)
   bool children = false;             // descendants of matched processes join this set
   SourcePosition position;           // of the list entry, for messages
@@ -55,6 +57,11 @@ struct Config {
   // Exit records that name a process at its end (needs the connector and CAP_NET_ADMIN).
   DiscoveryMode taskstats = DiscoveryMode::kAuto;
   size_t max_sets = 256;
+  // A templated set with no member and no event for this long is removed with its series
+  // (limits.idle_set_timeout; "0s" = never). The default outlives two scrapes at a 5m scrape
+  // interval plus Prometheus' 5m lookback, so the last increase of a counter is always
+  // scraped before its series goes (docs/configuration.md).
+  std::optional<std::chrono::milliseconds> idle_set_timeout = std::chrono::minutes(15);
   std::vector<double> reap_latency_buckets{0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600};
   std::vector<double> lifetime_buckets{0.01, 0.1, 1, 10, 60, 600, 3600, 86400};
 };

@@ -343,6 +343,7 @@ class Reloader {
         metrics_(metrics),
         tracker_(tracker) {}
   void SetScanTimer(int timer_id) { scan_timer_id_ = timer_id; }
+  void SetIdleSweepTimer(int timer_id) { idle_sweep_timer_id_ = timer_id; }
 
   // The errors of a refused file ("" when reloaded, or when the built-in config runs).
   std::string Reload() {
@@ -364,6 +365,8 @@ class Reloader {
     tracker_->ApplyConfig(*next.config);
     WarnIfRecordsCannotName(features_, *tracker_);
     loop_->RescheduleTimer(scan_timer_id_, next.config->scan_interval);
+    metrics_->SetIdleSetTimeout(next.config->idle_set_timeout);
+    loop_->RescheduleTimer(idle_sweep_timer_id_, Metrics::IdleSweepInterval(next.config->idle_set_timeout));
     metrics_->ConfigReloaded(true, UnixNow());
     LogInfo("Config reloaded", {{"file", path_}});
     return "";
@@ -390,6 +393,7 @@ class Reloader {
   Metrics* metrics_;
   Tracker* tracker_;
   int scan_timer_id_ = -1;
+  int idle_sweep_timer_id_ = -1;
 };
 
 // What the status page shows, taken on an HTTP thread.
@@ -446,6 +450,20 @@ std::unique_ptr<HttpServer> StartServer(const Flags& flags, const WebConfig& web
   }
   for (const auto& address : server->ListeningAddresses()) LogInfo("Listening on", {{"address", address}});
   return server;
+}
+
+// Templated sets idle for limits.idle_set_timeout are removed (Metrics::ExpireIdleSets) by a
+// timer of their own, so the sweep does not depend on how the tracker schedules its scans.
+bool StartIdleSetSweep(EventLoop* loop, Metrics* metrics, Reloader* reloader, const Config& config) {
+  const int timer_id = loop->AddTimer(Metrics::IdleSweepInterval(config.idle_set_timeout), [metrics] {
+    metrics->ExpireIdleSets(std::chrono::steady_clock::now());
+  });
+  if (timer_id < 0) {
+    LogError("Cannot create the idle set timer");
+    return false;
+  }
+  reloader->SetIdleSweepTimer(timer_id);
+  return true;
 }
 
 // Step 7: serve until SIGTERM or SIGINT; SIGHUP reloads. Scans run on the scan timer.
@@ -521,6 +539,7 @@ int Run(int argc, char** argv) {
   Reloader reloader(flags, config, features, loop.get(), &metrics, tracker.get());
   auto server = StartServer(flags, *web_config, config, features, &metrics, tracker.get(), &reloader);
   if (!server) return 1;
+  if (!StartIdleSetSweep(loop.get(), &metrics, &reloader, config)) return 1;
   const int exit_code = Serve(loop.get(), tracker.get(), &reloader, signal_fd.get(), config);
   server.reset();  // stop serving before the tracker and metrics go away
   if (exit_code == 0) LogInfo("Stopped");

@@ -8,9 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "build_info.h"
+#include "log.h"
 #include "procfs.h"
 #include "utf8.h"
 
@@ -20,6 +22,13 @@ namespace {
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
+
+// Handles put the entry's generation above the index (see metrics.h).
+static_assert(sizeof(size_t) >= 8, "set slot handles need 64-bit size_t");
+constexpr int kGenerationShift = 32;
+constexpr size_t kIndexMask = (size_t{1} << kGenerationShift) - 1;
+// Bounds the memory of the once-per-name overflow log (metrics.h, overflowed_names_).
+constexpr size_t kMaxRememberedOverflows = 4096;
 
 // The exporter's own process_* metrics (client library conventions): read from
 // /proc/self at scrape time, on the HTTP thread that scrapes.
@@ -188,6 +197,20 @@ Metrics::Metrics(const Config& config)
                                    .Name("pidfd_exporter_config_last_reload_success_timestamp_seconds")
                                    .Help("Unix time of the last successful configuration load or reload.")
                                    .Register(*registry_)),
+      set_overflows_family_(BuildCounter()
+                                .Name("pidfd_exporter_set_overflows_total")
+                                .Help("Set names counted under set=\"_other\" because limits.max_sets other "
+                                      "sets were live; each name once while \"_other\" lives.")
+                                .Register(*registry_)),
+      sets_expired_family_(BuildCounter()
+                               .Name("pidfd_exporter_sets_expired_total")
+                               .Help("Templated sets removed with their series after limits.idle_set_timeout "
+                                     "without member or event.")
+                               .Register(*registry_)),
+      sets_family_(BuildGauge()
+                       .Name("pidfd_exporter_sets")
+                       .Help("Sets live now, \"_other\" not included (at most limits.max_sets).")
+                       .Register(*registry_)),
       watched_pidfds_(watched_pidfds_family_.Add({})),
       unattributed_exits_(unattributed_exits_family_.Add({})),
       scan_duration_(scan_duration_family_.Add(
@@ -195,9 +218,13 @@ Metrics::Metrics(const Config& config)
                                                       1, 2.5})),
       reload_successful_(reload_successful_family_.Add({})),
       reload_timestamp_(reload_timestamp_family_.Add({})),
+      set_overflows_(set_overflows_family_.Add({})),
+      sets_expired_(sets_expired_family_.Add({})),
+      live_sets_gauge_(sets_family_.Add({})),
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
       max_sets_(config.max_sets),
+      idle_set_timeout_(config.idle_set_timeout),
       process_collector_(std::make_shared<ProcessCollector>(open_fds_)) {
   RefreshOpenFds();
   build_info_family_.Add({{"version", kVersion}, {"revision", kRevision}}).Set(1);
@@ -216,10 +243,49 @@ std::string Metrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
-Metrics::SetSeries& Metrics::CreateSet(const std::string& sanitized_name, const std::string& origin) {
+size_t Metrics::Handle(size_t index, uint32_t generation) {
+  return index | (static_cast<size_t>(generation) << kGenerationShift);
+}
+
+Metrics::SetSeries* Metrics::Live(size_t slot) {
+  const size_t index = slot & kIndexMask;
+  if (index < sets_.size()) {
+    SetSeries& set = sets_[index];
+    if (!set.removed && set.generation == static_cast<uint32_t>(slot >> kGenerationShift)) {
+      ++set.events;
+      return &set;
+    }
+  }
+  CountError("stale_set_slot");
+  return nullptr;
+}
+
+void Metrics::ResetSet(SetSeries& set) {
+  set.removed = false;
+  set.fixed = false;
+  set.members = 0;
+  set.zombie_count = 0;
+  set.events = 1;
+  set.events_seen = 0;
+  set.exits_total.store(0, std::memory_order_relaxed);
+  for (int i = 0; i < SetSeries::kRecentMinutes; ++i) {
+    set.recent_minute[i].store(0, std::memory_order_relaxed);
+    set.recent_count[i].store(0, std::memory_order_relaxed);
+  }
+}
+
+size_t Metrics::CreateSet(const std::string& sanitized_name, const std::string& origin) {
   const prometheus::Labels labels{{"set", sanitized_name}};
   std::lock_guard<std::mutex> lock(sets_mutex_);
-  SetSeries& set = sets_.emplace_back();
+  size_t index = sets_.size();
+  if (free_indexes_.empty()) {
+    sets_.emplace_back();
+  } else {
+    index = free_indexes_.back();
+    free_indexes_.pop_back();
+    ResetSet(sets_[index]);
+  }
+  SetSeries& set = sets_[index];
   set.name = sanitized_name;
   set.origin = origin;
   set.processes = &processes_family_.Add(labels);
@@ -228,69 +294,141 @@ Metrics::SetSeries& Metrics::CreateSet(const std::string& sanitized_name, const 
   set.lifetime = &lifetime_family_.Add(labels, lifetime_buckets_);
   set.zombies = &zombies_family_.Add(labels);
   set.missed_exits = &missed_exits_family_.Add(labels);
-  slot_by_name_[sanitized_name] = sets_.size() - 1;
-  ++live_sets_;
-  return set;
+  slot_by_name_[sanitized_name] = index;
+  if (sanitized_name != kOverflowSetName) ++live_sets_;
+  live_sets_gauge_.Set(static_cast<double>(live_sets_));
+  return index;
 }
 
 size_t Metrics::SetSlot(std::string_view raw_name, const std::string& origin) {
   const std::string name = SanitizeLabelValue(raw_name);
   if (auto found = slot_by_name_.find(name); found != slot_by_name_.end()) {
-    sets_[found->second].origin = origin;
-    return found->second;
+    SetSeries& set = sets_[found->second];
+    set.origin = origin;
+    return Handle(found->second, set.generation);
   }
-  if (live_sets_ >= max_sets_) {
-    if (auto other = slot_by_name_.find(kOverflowSetName); other != slot_by_name_.end()) return other->second;
-    CreateSet(kOverflowSetName, kOverflowSetName);
-    return sets_.size() - 1;
+  if (live_sets_ >= max_sets_) return OverflowSlot(name);
+  const size_t index = CreateSet(name, origin);
+  return Handle(index, sets_[index].generation);
+}
+
+size_t Metrics::OverflowSlot(const std::string& sanitized_name) {
+  if (overflowed_names_.size() >= kMaxRememberedOverflows) overflowed_names_.clear();
+  if (overflowed_names_.insert(sanitized_name).second) {
+    set_overflows_.Increment();
+    LogWarn(
+        "More than limits.max_sets sets live at once: this set's processes are counted under set=\"_other\"",
+        {{"set", sanitized_name}, {"max_sets", std::to_string(max_sets_)}});
   }
-  CreateSet(name, origin);
-  return sets_.size() - 1;
+  auto other = slot_by_name_.find(kOverflowSetName);
+  const size_t index =
+      other != slot_by_name_.end() ? other->second : CreateSet(kOverflowSetName, kOverflowSetName);
+  return Handle(index, sets_[index].generation);
+}
+
+void Metrics::RemoveSet(size_t index) {
+  SetSeries& set = sets_[index];
+  processes_family_.Remove(set.processes);
+  starts_family_.Remove(set.starts);
+  reap_latency_family_.Remove(set.reap_latency);
+  lifetime_family_.Remove(set.lifetime);
+  zombies_family_.Remove(set.zombies);
+  missed_exits_family_.Remove(set.missed_exits);
+  if (set.oldest_zombie) oldest_zombie_family_.Remove(set.oldest_zombie);
+  for (auto& [parent, series] : set.zombies_by_parent) zombies_by_parent_family_.Remove(series.gauge);
+  for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
+  set.zombies_by_parent.clear();
+  set.exits.clear();
+  set.oldest_zombie = nullptr;
+  set.removed = true;
+  ++set.generation;  // every handle to it is stale from now on
+  slot_by_name_.erase(set.name);
+  if (set.name == kOverflowSetName) {
+    overflowed_names_.clear();  // an overflow from now on is a new episode, logged again
+  } else {
+    --live_sets_;
+  }
+  live_sets_gauge_.Set(static_cast<double>(live_sets_));
+  free_indexes_.push_back(index);
 }
 
 void Metrics::RemoveSets(const std::set<std::string>& configured_origins, const std::vector<bool>& in_use) {
   std::lock_guard<std::mutex> lock(sets_mutex_);
-  for (size_t slot = 0; slot < sets_.size(); ++slot) {
-    SetSeries& set = sets_[slot];
+  for (size_t index = 0; index < sets_.size(); ++index) {
+    SetSeries& set = sets_[index];
     if (set.removed || set.name == kOverflowSetName) continue;
-    if ((slot < in_use.size() && in_use[slot]) || configured_origins.count(set.origin)) continue;
-    processes_family_.Remove(set.processes);
-    starts_family_.Remove(set.starts);
-    reap_latency_family_.Remove(set.reap_latency);
-    lifetime_family_.Remove(set.lifetime);
-    zombies_family_.Remove(set.zombies);
-    missed_exits_family_.Remove(set.missed_exits);
-    if (set.oldest_zombie) oldest_zombie_family_.Remove(set.oldest_zombie);
-    for (auto& [parent, series] : set.zombies_by_parent) zombies_by_parent_family_.Remove(series.gauge);
-    for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
-    set.zombies_by_parent.clear();
-    set.exits.clear();
-    set.oldest_zombie = nullptr;
-    set.removed = true;
-    slot_by_name_.erase(set.name);
-    --live_sets_;
+    if ((index < in_use.size() && in_use[index]) || configured_origins.count(set.origin)) continue;
+    if (set.members > 0 || set.zombie_count > 0) continue;  // someone still holds its handle
+    RemoveSet(index);
   }
 }
 
+std::vector<std::string> Metrics::ExpireIdleSets(std::chrono::steady_clock::time_point now) {
+  std::vector<std::string> expired;
+  // Activity is stamped without a timeout too: a reload that sets one counts from there.
+  for (size_t index = 0; index < sets_.size(); ++index) {
+    SetSeries& set = sets_[index];
+    if (set.removed || set.fixed) continue;
+    if (set.events != set.events_seen) {
+      set.events_seen = set.events;
+      set.last_active = now;
+      continue;
+    }
+    if (!idle_set_timeout_ || set.members > 0 || set.zombie_count > 0) continue;
+    if (now - set.last_active < *idle_set_timeout_) continue;
+    expired.push_back(set.name);
+    std::lock_guard<std::mutex> lock(sets_mutex_);
+    RemoveSet(index);
+    sets_expired_.Increment();
+  }
+  if (!expired.empty()) LogDebug("Idle sets removed", {{"count", std::to_string(expired.size())}});
+  return expired;
+}
+
+std::chrono::milliseconds Metrics::IdleSweepInterval(std::optional<std::chrono::milliseconds> timeout) {
+  using std::chrono::milliseconds;
+  if (!timeout) return milliseconds(60000);
+  return std::clamp(*timeout / 10, milliseconds(100), milliseconds(60000));
+}
+
 const std::string& Metrics::SetName(size_t slot) const {
-  return sets_[slot].name;
+  static const std::string kStale = "unknown";
+  const size_t index = slot & kIndexMask;
+  if (index >= sets_.size()) return kStale;
+  const SetSeries& set = sets_[index];
+  if (set.removed || set.generation != static_cast<uint32_t>(slot >> kGenerationShift)) return kStale;
+  return set.name;
 }
 
 void Metrics::CreateFixedSets(const std::vector<std::string>& names) {
-  for (const auto& name : names) SetSlot(name, name);
+  for (SetSeries& set : sets_) set.fixed = false;
+  for (const auto& name : names) {
+    const size_t slot = SetSlot(name, name);
+    SetSeries& set = sets_[slot & kIndexMask];
+    // Past max_sets a fixed name lands in "_other", which stays expirable.
+    if (set.name == SanitizeLabelValue(name)) set.fixed = true;
+  }
 }
 
 void Metrics::ProcessJoined(size_t slot) {
-  sets_[slot].processes->Increment();
-  sets_[slot].starts->Increment();
+  SetSeries* set = Live(slot);
+  if (!set) return;
+  ++set->members;
+  set->processes->Increment();
+  set->starts->Increment();
 }
 
 void Metrics::ProcessLeft(size_t slot) {
-  sets_[slot].processes->Decrement();
+  SetSeries* set = Live(slot);
+  if (!set) return;
+  --set->members;
+  set->processes->Decrement();
 }
 
 void Metrics::SetOldestZombie(size_t slot, std::optional<double> exit_unix_seconds) {
-  SetSeries& set = sets_[slot];
+  SetSeries* live = Live(slot);
+  if (!live) return;
+  SetSeries& set = *live;
   if (!exit_unix_seconds) {
     if (set.oldest_zombie) {
       oldest_zombie_family_.Remove(set.oldest_zombie);
@@ -306,13 +444,19 @@ void Metrics::SetOldestZombie(size_t slot, std::optional<double> exit_unix_secon
 }
 
 void Metrics::ZombieAdded(size_t slot, const std::string& parent_label) {
-  SetSeries& set = sets_[slot];
+  SetSeries* live = Live(slot);
+  if (!live) return;
+  SetSeries& set = *live;
+  ++set.zombie_count;
   set.zombies->Increment();
   AddParentZombie(set, parent_label);
 }
 
 void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label) {
-  SetSeries& set = sets_[slot];
+  SetSeries* live = Live(slot);
+  if (!live) return;
+  SetSeries& set = *live;
+  --set.zombie_count;
   set.zombies->Decrement();
   if (auto parent = set.zombies_by_parent.find(parent_label); parent != set.zombies_by_parent.end()) {
     if (--parent->second.count <= 0) {
@@ -327,7 +471,9 @@ void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label) {
 void Metrics::ZombieParentChanged(size_t slot, const std::string& old_parent_label,
                                   const std::string& new_parent_label) {
   if (old_parent_label == new_parent_label) return;
-  SetSeries& set = sets_[slot];
+  SetSeries* live = Live(slot);
+  if (!live) return;
+  SetSeries& set = *live;
   if (auto parent = set.zombies_by_parent.find(old_parent_label); parent != set.zombies_by_parent.end()) {
     if (--parent->second.count <= 0) {
       zombies_by_parent_family_.Remove(parent->second.gauge);
@@ -351,7 +497,9 @@ void Metrics::AddParentZombie(SetSeries& set, const std::string& parent_label) {
 }
 
 void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds) {
-  SetSeries& set = sets_[slot];
+  SetSeries* live = Live(slot);
+  if (!live) return;
+  SetSeries& set = *live;
   auto key = std::make_pair(std::string(reason), code);
   auto found = set.exits.find(key);
   if (found == set.exits.end()) {
@@ -371,15 +519,17 @@ void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& co
 }
 
 void Metrics::ReapLatencyObserved(size_t slot, double seconds) {
-  if (std::isfinite(seconds)) sets_[slot].reap_latency->Observe(seconds < 0 ? 0 : seconds);
+  SetSeries* set = Live(slot);
+  if (set && std::isfinite(seconds)) set->reap_latency->Observe(seconds < 0 ? 0 : seconds);
 }
 
 void Metrics::LifetimeObserved(size_t slot, double seconds) {
-  if (std::isfinite(seconds)) sets_[slot].lifetime->Observe(seconds < 0 ? 0 : seconds);
+  SetSeries* set = Live(slot);
+  if (set && std::isfinite(seconds)) set->lifetime->Observe(seconds < 0 ? 0 : seconds);
 }
 
 void Metrics::MissedExit(size_t slot) {
-  sets_[slot].missed_exits->Increment();
+  if (SetSeries* set = Live(slot)) set->missed_exits->Increment();
 }
 
 void Metrics::UnattributedExit() {

@@ -4,6 +4,16 @@
 // only; HTTP threads only call Serialize() and StatusSets(), which read prometheus-cpp's
 // atomics and the set table under its mutex. Label values from /proc pass through
 // SanitizeLabelValue first, so no process can make /metrics invalid.
+//
+// Sets come and go: a templated set with no member, no zombie and no event for
+// limits.idle_set_timeout is removed with its series by ExpireIdleSets(), and its table entry
+// is reused for a later name. A slot is therefore a handle, not an index: the low 32 bits
+// index the table, the high 32 bits hold the entry's generation, bumped when the set is
+// removed. A handle kept past its set's removal (a bug in the caller) matches no set any
+// more: every call with it is ignored and counted as errors_total{op="stale_set_slot"},
+// never applied to the set that reused the entry. Expiry itself only removes a set whose
+// member and zombie counts (ProcessJoined/Left, ZombieAdded/Removed) are 0, so a caller that
+// holds handles of members only never holds an expired one.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -13,6 +23,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -23,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "config.h"
@@ -50,21 +62,33 @@ class Metrics {
   std::vector<StatusSet> StatusSets(double now_unix_seconds) const;
 
   // --- event-loop thread ---
-  // The slot of a set name (raw bytes from a template): sanitized, created with all its
-  // series on first use, "_other" once limits.max_sets names exist.
+  // The slot (a handle, see above) of a set name (raw bytes from a template): sanitized,
+  // created with all its series on first use, "_other" while limits.max_sets other sets are
+  // live (each such name logged and counted once, in pidfd_exporter_set_overflows_total).
   // `origin` is the config entry's name template that produced the name: a reload keeps
   // the sets whose origin is still configured.
   size_t SetSlot(std::string_view raw_name, const std::string& origin);
   const std::string& SetName(size_t slot) const;
-  // Creates the series of every fixed set name up front (they read 0, never absent).
+  // Creates the series of every fixed set name up front (they read 0, never absent). These
+  // are the fixed sets of the running config: they never expire; any other set may.
   void CreateFixedSets(const std::vector<std::string>& names);
 
-  // After a reload: removes every series of the sets that are not `in_use` and whose
-  // origin is not among `configured_origins` ("_other" stays). Their slots must no longer
-  // be used by anything.
+  // After a reload: removes every series of the sets whose origin is not among
+  // `configured_origins` ("_other" stays), unless they have members or zombies or are marked
+  // `in_use` (indexed by slot; kept for callers that track membership themselves).
   void RemoveSets(const std::set<std::string>& configured_origins, const std::vector<bool>& in_use);
+  // Size of the set table (live and free entries): slots of sets never removed are below it.
   size_t SetCount() const { return sets_.size(); }
   void SetMaxSets(size_t max_sets) { max_sets_ = max_sets; }
+  // limits.idle_set_timeout of the running config; nullopt: templated sets never expire.
+  void SetIdleSetTimeout(std::optional<std::chrono::milliseconds> timeout) { idle_set_timeout_ = timeout; }
+  // Removes the sets that are not fixed, have no member and no zombie, and saw no event since
+  // a call at least idle_set_timeout before `now`. Call it periodically (main.cc: a timer
+  // every IdleSweepInterval()); a set goes between idle_set_timeout and that plus two
+  // intervals after its last event. Returns the names removed.
+  std::vector<std::string> ExpireIdleSets(std::chrono::steady_clock::time_point now);
+  // How often to call ExpireIdleSets: a tenth of the timeout, within [100ms, 60s].
+  static std::chrono::milliseconds IdleSweepInterval(std::optional<std::chrono::milliseconds> timeout);
 
   void ProcessJoined(size_t slot);
   void ProcessLeft(size_t slot);
@@ -96,6 +120,15 @@ class Metrics {
     std::string name;
     std::string origin;
     bool removed = false;
+    uint32_t generation = 0;  // of this table entry; bumped when its set is removed
+    bool fixed = false;       // a fixed set of the running config: never expires
+    int64_t members = 0;      // ProcessJoined - ProcessLeft
+    int64_t zombie_count = 0;
+    // Idle tracking without a clock read per update: every update bumps `events`; a sweep
+    // that sees it changed stamps `last_active` with its own time.
+    uint64_t events = 1;  // creation is an event
+    uint64_t events_seen = 0;
+    std::chrono::steady_clock::time_point last_active;
     prometheus::Gauge* processes = nullptr;
     prometheus::Counter* starts = nullptr;
     prometheus::Histogram* reap_latency = nullptr;
@@ -115,7 +148,14 @@ class Metrics {
     std::atomic<int64_t> recent_minute[kRecentMinutes] = {};
     std::atomic<uint64_t> recent_count[kRecentMinutes] = {};
   };
-  SetSeries& CreateSet(const std::string& sanitized_name, const std::string& origin);
+  // The index of the new set's entry (a freed one when there is one).
+  size_t CreateSet(const std::string& sanitized_name, const std::string& origin);
+  void RemoveSet(size_t index);  // caller holds sets_mutex_
+  void ResetSet(SetSeries& set);
+  static size_t Handle(size_t index, uint32_t generation);
+  // The live set of a handle; nullptr (counted as an error) for a stale or invalid one.
+  SetSeries* Live(size_t slot);
+  size_t OverflowSlot(const std::string& sanitized_name);
   void AddParentZombie(SetSeries& set, const std::string& parent_label);
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -136,22 +176,33 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& scan_duration_family_;
   prometheus::Family<prometheus::Gauge>& reload_successful_family_;
   prometheus::Family<prometheus::Gauge>& reload_timestamp_family_;
+  prometheus::Family<prometheus::Counter>& set_overflows_family_;
+  prometheus::Family<prometheus::Counter>& sets_expired_family_;
+  prometheus::Family<prometheus::Gauge>& sets_family_;
   prometheus::Gauge& watched_pidfds_;
   prometheus::Counter& unattributed_exits_;
   prometheus::Histogram& scan_duration_;
   prometheus::Gauge& reload_successful_;
   prometheus::Gauge& reload_timestamp_;
+  prometheus::Counter& set_overflows_;
+  prometheus::Counter& sets_expired_;
+  prometheus::Gauge& live_sets_gauge_;
   std::map<std::string, prometheus::Counter*> errors_;
 
   std::vector<double> reap_latency_buckets_;
   std::vector<double> lifetime_buckets_;
   size_t max_sets_;
+  std::optional<std::chrono::milliseconds> idle_set_timeout_;
   // The set table: appended by the loop thread, read by HTTP threads (StatusSets) under
   // the mutex. A deque keeps element addresses stable while it grows.
   mutable std::mutex sets_mutex_;
   std::deque<SetSeries> sets_;
-  std::unordered_map<std::string, size_t> slot_by_name_;  // loop thread only
-  size_t live_sets_ = 0;                                  // sets not removed
+  std::unordered_map<std::string, size_t> slot_by_name_;  // index by name; loop thread only
+  std::vector<size_t> free_indexes_;                      // entries of removed sets, for reuse
+  size_t live_sets_ = 0;  // sets not removed, "_other" not included: what max_sets limits
+  // Names that went to "_other" since it was created (logged and counted once each). Cleared
+  // when "_other" expires, and when it holds kMaxRememberedOverflows names (bounded memory).
+  std::unordered_set<std::string> overflowed_names_;
   // Declared before the collector, which shares it.
   std::shared_ptr<std::atomic<long>> open_fds_ = std::make_shared<std::atomic<long>>(0);
   std::shared_ptr<prometheus::Collectable> process_collector_;

@@ -10,6 +10,7 @@
 #include <map>
 #include <utility>
 
+#include "cgroup_identity.h"
 #include "utf8.h"
 
 namespace pidfd_exporter {
@@ -25,7 +26,19 @@ constexpr size_t kPidfileMaxBytes = 4096;
 
 // --- Templates --------------------------------------------------------------------------
 
-enum class TemplateField { kText, kComm, kExeBase, kExeFull, kUsername, kPid, kStartTime, kMatch };
+enum class TemplateField {
+  kText,
+  kComm,
+  kExeBase,
+  kExeFull,
+  kUsername,
+  kPid,
+  kStartTime,
+  kMatch,
+  kUnit,
+  kCgroup,
+  kContainerId,
+};
 
 struct TemplatePart {
   TemplateField field = TemplateField::kText;
@@ -59,9 +72,15 @@ bool IsCaptureName(std::string_view name) {
 // rather than rendered wrongly.
 ParsedTemplate ParseTemplate(std::string_view text) {
   static const std::map<std::string_view, TemplateField> kFields = {
-      {"Comm", TemplateField::kComm},       {"ExeBase", TemplateField::kExeBase},
-      {"ExeFull", TemplateField::kExeFull}, {"Username", TemplateField::kUsername},
-      {"PID", TemplateField::kPid},         {"StartTime", TemplateField::kStartTime},
+      {"Comm", TemplateField::kComm},
+      {"ExeBase", TemplateField::kExeBase},
+      {"ExeFull", TemplateField::kExeFull},
+      {"Username", TemplateField::kUsername},
+      {"PID", TemplateField::kPid},
+      {"StartTime", TemplateField::kStartTime},
+      {"Unit", TemplateField::kUnit},
+      {"Cgroup", TemplateField::kCgroup},
+      {"ContainerID", TemplateField::kContainerId},
   };
   ParsedTemplate parsed;
   size_t position = 0;
@@ -100,8 +119,10 @@ ParsedTemplate ParseTemplate(std::string_view text) {
     }
     const auto known = kFields.find(field);
     if (known == kFields.end()) {
-      parsed.error = "unknown field \"" + std::string(whole) +
-                     "\" (known: .Comm .ExeBase .ExeFull .Username .PID .StartTime .Matches.NAME)";
+      parsed.error =
+          "unknown field \"" + std::string(whole) +
+          "\" (known: .Comm .ExeBase .ExeFull .Username .PID .StartTime .Matches.NAME .Unit .Cgroup "
+          ".ContainerID)";
       return parsed;
     }
     parsed.parts.push_back({known->second, ""});
@@ -180,6 +201,15 @@ std::string RenderTemplate(const std::vector<TemplatePart>& parts, const Process
       case TemplateField::kStartTime:
         name += std::to_string(process.start_time_ticks);
         break;
+      case TemplateField::kUnit:
+        name += UnitOfCgroup(process.cgroup);
+        break;
+      case TemplateField::kCgroup:
+        name += process.cgroup;
+        break;
+      case TemplateField::kContainerId:
+        name += ContainerIdOfCgroup(process.cgroup);
+        break;
       case TemplateField::kMatch:
         for (const auto& [capture_name, value] : captures) {
           if (capture_name == part.text) {
@@ -198,6 +228,9 @@ std::unique_ptr<RE2> CompileRegex(const std::string& pattern) {
   options.set_log_errors(false);  // errors are reported as config errors, not on stderr
   return std::make_unique<RE2>(pattern, options);
 }
+
+// A unit matcher entry "~REGEX" is matched against the whole unit name.
+constexpr char kUnitRegexMarker = '~';
 
 std::optional<uint32_t> ParseUid(std::string_view text) {
   uint32_t uid = 0;
@@ -291,6 +324,11 @@ struct ProcessSets::Compiled {
   bool is_template = false;
   std::vector<TemplatePart> name_parts;  // when is_template
   bool name_uses_matches = false;
+  // The name renders {{.Unit}} / {{.ContainerID}} / {{.Cgroup}}: a process without one is
+  // not taken (a set per container must not gather every host process under "").
+  bool name_needs_unit = false;
+  bool name_needs_container_id = false;
+  bool name_needs_cgroup = false;
 
   std::vector<std::string> comms;           // truncated to kCommLength
   std::vector<std::string> exe_base_names;  // patterns without '/'
@@ -299,18 +337,37 @@ struct ProcessSets::Compiled {
   std::vector<uint32_t> user_ids;
   std::vector<std::string> user_names;
   std::vector<std::string> cgroups;  // without trailing '/', except "/" itself
+  std::vector<std::string> unit_names;
+  std::vector<std::unique_ptr<RE2>> unit_regexes;  // anchored at both ends
   std::string pidfile;
   std::optional<int> pidfile_pid;
   bool children = false;
 
   bool CheapMatchersAccept(const ProcessAttributes& process) const;
+  bool HasIdentityForName(const ProcessAttributes& process) const;
   bool RegexesAccept(JoinedCmdline& cmdline, Captures* captures) const;
 
  private:
   bool ExeMatches(const ProcessAttributes& process) const;
   bool UserMatches(const ProcessAttributes& process) const;
   bool CgroupMatches(std::string_view cgroup) const;
+  bool UnitMatches(std::string_view cgroup) const;
 };
+
+bool ProcessSets::Compiled::UnitMatches(std::string_view cgroup) const {
+  const std::string_view unit = UnitOfCgroup(cgroup);
+  if (unit.empty()) return false;
+  if (AnyEqual(unit_names, unit)) return true;
+  return std::any_of(unit_regexes.begin(), unit_regexes.end(),
+                     [&](const auto& regex) { return RE2::FullMatch(unit, *regex); });
+}
+
+bool ProcessSets::Compiled::HasIdentityForName(const ProcessAttributes& process) const {
+  if (name_needs_cgroup && process.cgroup.empty()) return false;
+  if (name_needs_unit && UnitOfCgroup(process.cgroup).empty()) return false;
+  if (name_needs_container_id && ContainerIdOfCgroup(process.cgroup).empty()) return false;
+  return true;
+}
 
 bool ProcessSets::Compiled::ExeMatches(const ProcessAttributes& process) const {
   const std::string_view argv0 = process.argv.empty() ? std::string_view() : process.argv[0];
@@ -349,6 +406,8 @@ bool ProcessSets::Compiled::CheapMatchersAccept(const ProcessAttributes& process
   if (!comms.empty() && !AnyEqual(comms, process.comm)) return false;
   if ((!user_ids.empty() || !user_names.empty()) && !UserMatches(process)) return false;
   if (!cgroups.empty() && !CgroupMatches(process.cgroup)) return false;
+  if ((!unit_names.empty() || !unit_regexes.empty()) && !UnitMatches(process.cgroup)) return false;
+  if (!HasIdentityForName(process)) return false;
   if ((!exe_base_names.empty() || !exe_full_paths.empty()) && !ExeMatches(process)) return false;
   return true;
 }
@@ -380,6 +439,18 @@ ProcessSets::ProcessSets(const Config& config) {
             set->name_uses_matches = true;
             needs_ |= kNeedCmdline;
             break;
+          case TemplateField::kUnit:
+            set->name_needs_unit = true;
+            needs_ |= kNeedCgroup;
+            break;
+          case TemplateField::kContainerId:
+            set->name_needs_container_id = true;
+            needs_ |= kNeedCgroup;
+            break;
+          case TemplateField::kCgroup:
+            set->name_needs_cgroup = true;
+            needs_ |= kNeedCgroup;
+            break;
           default:
             break;
         }
@@ -410,6 +481,15 @@ ProcessSets::ProcessSets(const Config& config) {
       set->cgroups.push_back(std::move(cgroup));
     }
     if (!set_config.cgroup.empty()) needs_ |= kNeedCgroup;
+    for (const std::string& unit : set_config.unit) {
+      if (!unit.empty() && unit.front() == kUnitRegexMarker) {
+        auto regex = CompileRegex(unit.substr(1));
+        if (regex->ok()) set->unit_regexes.push_back(std::move(regex));
+      } else {
+        set->unit_names.push_back(unit);
+      }
+    }
+    if (!set_config.unit.empty()) needs_ |= kNeedCgroup;
     set->pidfile = set_config.pidfile;
     set->children = set_config.children;
     sets_.push_back(std::move(set));
@@ -484,6 +564,20 @@ std::optional<std::string> ProcessSets::ValidateRegex(const std::string& pattern
   const auto regex = CompileRegex(pattern);
   if (regex->ok()) return std::nullopt;
   return regex->error();
+}
+
+std::optional<std::string> ProcessSets::ValidateUnitPattern(const std::string& pattern) {
+  if (pattern.empty()) return "empty unit name";
+  if (pattern.front() == kUnitRegexMarker) {
+    if (auto error = ValidateRegex(pattern.substr(1)))
+      return "invalid regex " + pattern.substr(1) + ": " + *error;
+    return std::nullopt;
+  }
+  if (UnitOfCgroup(pattern) != pattern || pattern.find('/') != std::string::npos) {
+    return "a unit name ends in .service or .scope (as in nginx.service); for a pattern write ~REGEX, "
+           "as in ~php-fpm@.*\\.service";
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> ProcessSets::ValidateTemplate(const std::string& name_template) {

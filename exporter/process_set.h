@@ -1,5 +1,5 @@
 // ProcessSets: the compiled matchers of a Config (comm, exe, cmdline RE2, user, cgroup,
-// pidfile) and the set-name templates. Given what was read about a process it answers
+// unit, pidfile) and the set-name templates. Given what was read about a process it answers
 // "which set, under which name" (the first set that matches wins). Owned and called by
 // the event-loop thread only (pidfile values are state it refreshes on each scan). It
 // never reads /proc itself, except the pidfiles in RefreshPidfiles().
@@ -29,7 +29,7 @@ struct ProcessAttributes {
   std::vector<std::string> argv;  // /proc/PID/cmdline
   uint32_t effective_uid = 0;
   std::string username;  // of effective_uid; the number when unknown
-  std::string cgroup;    // cgroup v2 path
+  std::string cgroup;    // as ParseCgroup (exporter/procfs.h): the cgroup v2 path
 };
 
 // Bit mask of the /proc reads the configured matchers and templates need beyond stat.
@@ -37,7 +37,7 @@ enum AttributeNeed : unsigned {
   kNeedExe = 1u << 0,      // exe matchers, {{.ExeFull}} / {{.ExeBase}}
   kNeedCmdline = 1u << 1,  // cmdline and exe matchers, {{.ExeBase}} (argv[0])
   kNeedUser = 1u << 2,     // user matchers, {{.Username}}
-  kNeedCgroup = 1u << 3,   // cgroup matchers
+  kNeedCgroup = 1u << 3,   // cgroup and unit matchers, {{.Unit}} {{.Cgroup}} {{.ContainerID}}
 };
 
 struct MatchResult {
@@ -75,6 +75,9 @@ class ProcessSets {
   // nullopt when valid.
   static std::optional<std::string> ValidateRegex(const std::string& pattern);
   static std::optional<std::string> ValidateTemplate(const std::string& name_template);
+  // A `unit:` entry: an exact unit name ending in .service or .scope, or "~REGEX" matched
+  // against the whole unit name.
+  static std::optional<std::string> ValidateUnitPattern(const std::string& pattern);
   // A valid template's {{.Matches.NAME}} references must each name a capture group of one
   // of the set's cmdline regexes (invalid regexes are skipped: they are reported apart).
   static std::optional<std::string> ValidateTemplateCaptures(

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "cgroup_identity.h"
 #include "procfs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -29,7 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 3:
-      (void)ParseCgroup(text);
+      // The identity readers run on what ParseCgroup returns (exporter/process_set.cc).
+      if (auto path = ParseCgroup(text)) {
+        const std::string_view unit = UnitOfCgroup(*path);
+        const std::string_view id = ContainerIdOfCgroup(*path);
+        if (!unit.empty() && path->find(unit) == std::string::npos) std::abort();
+        if (!id.empty() && (id.size() != 64 || path->find(id) == std::string::npos)) std::abort();
+      }
       break;
     case 4: {
       auto pid = ParsePidfile(text);

@@ -16,13 +16,21 @@ Offline checks (always):
   variables   every $var / ${var} / [[var]] used anywhere (exprs, legends, titles, variable
               queries, links) is defined in templating or is a Grafana built-in.
   lint        range selectors use [$__rate_interval]; *_total counters only inside
-              rate/irate/increase; every selector filters job=~"$job" and instance=~"$instance".
+              rate/irate/increase; every selector filters job=~"$job" and instance=~"$instance",
+              except kube-state-metrics series (kube_*, another job), which filter
+              namespace=~"$k8s_namespace" and pod=~"$k8s_pod" instead.
+  kubernetes  the $container variable lists container IDs, the values of the set label of a
+              one-set-per-container config: label_values(kube_pod_container_info{...}, container_id)
+              chained on $k8s_namespace and $k8s_pod, with a regex that turns each runtime's
+              container_id ("containerd://<id>", "cri-o://<id>", "docker://<id>") into the
+              64-hex <id>.
   promql      every expr and every label_values() selector, with the variables substituted
               ($__rate_interval -> 1m, multi-value variables -> .*), parses: each is written as a
               recording rule into a temporary rule file and checked with `promtool check rules`
               (promtool 2.42 has no standalone PromQL parse command).
 
-Live checks (--prom URL): every target expr, with the variables substituted by the --var values
+Live checks (--prom URL): expressions and variables that read kube_* series are skipped (with a
+line saying so) when that Prometheus has no kube_pod_container_info. Every other target expr, with the variables substituted by the --var values
 (default .+), runs as an instant query (/api/v1/query) and must return at least one series with a
 finite value; every label_values() variable query must return the label. Failing queries are
 retried once a second until --deadline seconds have passed.
@@ -87,7 +95,10 @@ def walk_panels(panels):
 
 
 def variables_used(text):
-    return {m.group(1) or m.group(2) or m.group(3) for m in VAR_RE.finditer(text or "")}
+    # "$1" is a capture reference (label_replace's replacement), not a Grafana variable:
+    # Grafana leaves a name that is not a defined variable as it is.
+    names = {m.group(1) or m.group(2) or m.group(3) for m in VAR_RE.finditer(text or "")}
+    return {name for name in names if not name.isdigit()}
 
 
 def substitute(expr, variables, values, rate_interval):
@@ -160,6 +171,10 @@ def lint_expr(res, where, expr):
         if name in KEYWORDS:
             continue
         matchers = expr[m.start(2):m.end(2)]
+        if name.startswith("kube_"):
+            res.check('namespace=~"$k8s_namespace"' in matchers and 'pod=~"$k8s_pod"' in matchers,
+                      f"{where}: kube-state-metrics selector {name}{{{matchers}}} lacks namespace=~\"$k8s_namespace\" / pod=~\"$k8s_pod\"")
+            continue
         res.check('job=~"$job"' in matchers and 'instance=~"$instance"' in matchers,
                   f"{where}: selector {name}{{{matchers}}} lacks job=~\"$job\" / instance=~\"$instance\"")
     # metric names used without any {...} matchers
@@ -205,6 +220,37 @@ def check_structure(res, path, d):
         if v.get("multi") or v.get("includeAll"):
             res.check(v.get("allValue") == ".+", f"{path}: ${name} is multi/all: allValue should be .+")
     return variables
+
+
+CONTAINER_ID = "0123456789abcdef" * 4
+
+
+def check_kubernetes(res, path, variables):
+    """The $container variable: container IDs (set names) of the chosen pods."""
+    v = variables.get("container")
+    if not res.check(v is not None and v.get("type") == "query", f"{path}: query variable $container missing"):
+        return
+    q = v.get("query")
+    q = q.get("query", "") if isinstance(q, dict) else (q or "")
+    m = LABEL_VALUES_RE.match(q)
+    res.check(bool(m) and m.group(2) == "container_id" and m.group(1).startswith("kube_pod_container_info"),
+              f"{path}: $container should be label_values(kube_pod_container_info{{...}}, container_id), got {q!r}")
+    res.check({"k8s_namespace", "k8s_pod"} <= variables_used(q),
+              f"{path}: $container query must be chained on $k8s_namespace and $k8s_pod: {q!r}")
+    regex = v.get("regex") or ""
+    ok = regex.startswith("/") and regex.endswith("/")
+    if ok:
+        try:
+            compiled = re.compile(regex[1:-1].replace("\\/", "/"))
+        except re.error:
+            ok = False
+    if ok:
+        for runtime in ("containerd", "cri-o", "docker"):
+            found = compiled.search(f"{runtime}://{CONTAINER_ID}")
+            ok = ok and bool(found) and found.groups()[:1] == (CONTAINER_ID,)
+        ok = ok and not compiled.search("containerd://" + CONTAINER_ID[:-1])
+    res.check(ok, f"{path}: $container regex {regex!r} must capture the 64-hex container ID of "
+                  f"containerd://, cri-o:// and docker:// values")
 
 
 def check_layout(res, path, d):
@@ -346,6 +392,12 @@ def finite_values(data):
 
 def live_checks(res, base, items, deadline):
     """items: [(where, expr, kind, label)]; kind 'expr' or 'label_values'."""
+    data, _ = prom_query(base, "count(kube_pod_container_info)")
+    if not (data and data.get("result")):
+        kube = [item for item in items if "kube_" in item[1]]
+        for where, _, _, _ in kube:
+            print(f"skip live: {where}: no kube-state-metrics series (kube_pod_container_info) in this Prometheus")
+        items = [item for item in items if "kube_" not in item[1]]
     pending = list(items)
     end = time.monotonic() + deadline
     last_reason = {}
@@ -407,6 +459,7 @@ def main():
             res.fail(f"{path}: top level is not an object")
             continue
         variables = check_structure(offline, path, d)
+        check_kubernetes(offline, path, variables)
         check_layout(offline, path, d)
         targets = collect_targets(offline, path, d, variables)
         check_variables_defined(offline, path, d, variables)

@@ -91,6 +91,18 @@ CODE
 plant no-description 'has no description' <<'CODE'
 del panels[0]["description"]
 CODE
+plant kube-without-pod-filter 'lacks namespace' <<'CODE'
+k = next(p for p in panels if "kube_pod_container_info" in p["targets"][0]["expr"])["targets"][0]
+k["expr"] = k["expr"].replace(', pod=~"$k8s_pod"', "")
+assert 'pod=~"$k8s_pod"' not in k["expr"]
+CODE
+plant container-regex-keeps-runtime 'must capture the 64-hex container ID' <<'CODE'
+next(v for v in d["templating"]["list"] if v["name"] == "container")["regex"] = "/(.+)/"
+CODE
+plant container-from-pidfd 'label_values(kube_pod_container_info' <<'CODE'
+v = next(v for v in d["templating"]["list"] if v["name"] == "container")
+v["query"]["query"] = 'label_values(pidfd_processes{job=~"$job", instance=~"$instance"}, set)'
+CODE
 
 # 3. provisioning files
 check "provisioning/dashboards.yml is a Grafana file provider" "$PY" - "$SRC/dashboards/provisioning/dashboards.yml" <<'PYEOF'

@@ -84,6 +84,7 @@ std::unique_ptr<ChildProcess> ChildProcess::Spawn(const ChildOptions& options) {
     }
     setrlimit(RLIMIT_CORE, &core);
     close(command_pipe[1]);
+    if (options.cgroup_procs_fd >= 0 && write(options.cgroup_procs_fd, "0", 1) != 1) _exit(95);
     RunWorker(comm, command_pipe[0]);
   }
   close(command_pipe[0]);

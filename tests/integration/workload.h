@@ -44,6 +44,9 @@ struct ChildOptions {
   // raises RLIMIT_CORE to its hard limit, so whether a core is written is the kernel's choice
   // (core_pattern); tests read the outcome from the wait status.
   std::string core_directory;
+  // When >= 0: an open cgroup.procs file the child writes "0" to (moving itself into that
+  // cgroup) before it names itself, so the exporter reads the new cgroup with the new comm.
+  int cgroup_procs_fd = -1;
 };
 
 // One worker child of the test process. Destruction kills and reaps a child still around.

@@ -288,7 +288,7 @@ TEST(ConfigErrorTest, UnknownKeyInSetReportsLineAndColumn) {
   EXPECT_THAT(
       Errors("process_sets:\n  - name: web\n    comn: [nginx]\n"),
       ElementsAre("t.yml:3:5: process_sets[0]: unknown key \"comn\" (allowed: name, comm, exe, cmdline, "
-                  "user, cgroup, pidfile, children)"));
+                  "user, cgroup, unit, pidfile, children)"));
 }
 
 TEST(ConfigErrorTest, UnknownKeyInSectionsReportsLineAndColumn) {
@@ -297,7 +297,7 @@ TEST(ConfigErrorTest, UnknownKeyInSectionsReportsLineAndColumn) {
              "reap_seconds: [1]\n"),
       ElementsAre("t.yml:3:3: discovery: unknown key \"interval\" (allowed: scan_interval, proc_connector, "
                   "taskstats)",
-                  "t.yml:5:3: limits: unknown key \"max\" (allowed: max_sets)",
+                  "t.yml:5:3: limits: unknown key \"max\" (allowed: max_sets, idle_set_timeout)",
                   "t.yml:7:3: histograms: unknown key \"reap_seconds\" (allowed: reap_latency_seconds, "
                   "lifetime_seconds)"));
 }
@@ -318,7 +318,7 @@ TEST(ConfigErrorTest, DuplicateFixedSetNameIsReportedBesideOtherErrorsOfTheSet) 
   EXPECT_THAT(
       Errors("process_sets:\n  - name: web\n    comn: x\n  - name: web\n"),
       ElementsAre("t.yml:3:5: process_sets[0]: unknown key \"comn\" (allowed: name, comm, exe, cmdline, "
-                  "user, cgroup, pidfile, children)",
+                  "user, cgroup, unit, pidfile, children)",
                   "t.yml:4:11: process_sets[1].name: duplicate set name \"web\" (first at line 2)"));
 }
 
@@ -391,7 +391,7 @@ TEST(ConfigErrorTest, BadTemplatesAreReportedAtTheName) {
   EXPECT_THAT(
       Errors("process_sets:\n  - name: 'x-{{.Foo}}'\n"),
       ElementsAre("t.yml:2:11: process_sets[0].name: unknown field \"{{.Foo}}\" (known: .Comm .ExeBase "
-                  ".ExeFull .Username .PID .StartTime .Matches.NAME)"));
+                  ".ExeFull .Username .PID .StartTime .Matches.NAME .Unit .Cgroup .ContainerID)"));
   EXPECT_THAT(Errors("process_sets:\n  - name: 'x-{{.Comm'\n"),
               ElementsAre("t.yml:2:11: process_sets[0].name: unclosed \"{{\" in \"{{.Comm\""));
   EXPECT_THAT(Errors("process_sets:\n  - name: '{{ }}'\n"),
@@ -476,11 +476,11 @@ discovery:
 )"),
       ElementsAre(
           "t.yml:3:5: process_sets[0]: unknown key \"comn\" (allowed: name, comm, exe, cmdline, user, "
-          "cgroup, pidfile, children)",
+          "cgroup, unit, pidfile, children)",
           "t.yml:4:15: process_sets[0].cmdline[0]: invalid regex \"(abc\": missing ): (abc",
           "t.yml:5:11: process_sets[1].name: duplicate set name \"x\" (first at line 2)",
           "t.yml:6:11: process_sets[2].name: unknown field \"{{.Foo}}\" (known: .Comm .ExeBase "
-          ".ExeFull .Username .PID .StartTime .Matches.NAME)",
+          ".ExeFull .Username .PID .StartTime .Matches.NAME .Unit .Cgroup .ContainerID)",
           "t.yml:7:15: process_sets[2].children: expected true or false, got \"maybe\"",
           "t.yml:8:20: limits.max_sets: expected a positive integer, got \"abc\"",
           "t.yml:10:18: discovery.scan_interval: invalid duration \"5\" (expected a number and a unit "
@@ -505,7 +505,7 @@ TEST(ConfigErrorTest, LoadConfigFileReportsPositionsWithThePath) {
   EXPECT_EQ(result.errors[0].ToString(),
             path +
                 ":2:5: process_sets[0]: unknown key \"comn\" (allowed: name, comm, "
-                "exe, cmdline, user, cgroup, pidfile, children)");
+                "exe, cmdline, user, cgroup, unit, pidfile, children)");
 }
 
 // --- Durations ---------------------------------------------------------------------------------
@@ -527,6 +527,70 @@ TEST(ParseDurationTest, RejectsZeroAndGarbage) {
                            "1s1s", "1ms1s", "5 s", "1h 30m"}) {
     EXPECT_EQ(ParseDuration(text), std::nullopt) << '"' << text << '"';
   }
+}
+
+}  // namespace
+}  // namespace pidfd_exporter
+
+namespace pidfd_exporter {
+namespace {
+
+// --- limits.idle_set_timeout and unit: ----------------------------------------------------
+
+TEST(ConfigIdleSetTimeoutTest, DefaultIsFifteenMinutes) {
+  EXPECT_EQ(Parsed("process_sets: [{}]\n").idle_set_timeout, std::chrono::minutes(15));
+}
+
+TEST(ConfigIdleSetTimeoutTest, DurationOrZeroForNever) {
+  EXPECT_EQ(Parsed("process_sets: [{}]\nlimits: {idle_set_timeout: 90s}\n").idle_set_timeout,
+            std::chrono::seconds(90));
+  EXPECT_EQ(Parsed("process_sets: [{}]\nlimits: {idle_set_timeout: 1h30m}\n").idle_set_timeout,
+            std::chrono::minutes(90));
+  EXPECT_EQ(Parsed("process_sets: [{}]\nlimits: {idle_set_timeout: 0s}\n").idle_set_timeout, std::nullopt);
+  const Config both = Parsed("process_sets: [{}]\nlimits:\n  max_sets: 3\n  idle_set_timeout: 200ms\n");
+  EXPECT_EQ(both.max_sets, 3u);
+  EXPECT_EQ(both.idle_set_timeout, std::chrono::milliseconds(200));
+}
+
+TEST(ConfigIdleSetTimeoutTest, BadDurationsNamePosition) {
+  EXPECT_THAT(
+      Errors("process_sets: [{}]\nlimits:\n  idle_set_timeout: 10\n"),
+      ElementsAre("t.yml:3:21: limits.idle_set_timeout: invalid duration \"10\" (expected a number and "
+                  "a unit among ms, s, m, h, d, w, y, as in 5s or 1m30s)"));
+  EXPECT_THAT(Errors("process_sets: [{}]\nlimits:\n  idle_set_timeout: [5m]\n"), testing::SizeIs(1));
+  EXPECT_THAT(
+      Errors("process_sets: [{}]\nlimits:\n  idle_set_timeout: 99999999999999999999y\n"),
+      ElementsAre("t.yml:3:21: limits.idle_set_timeout: duration too long: \"99999999999999999999y\""));
+  // The scan interval keeps refusing zero.
+  EXPECT_THAT(Errors("process_sets: [{}]\ndiscovery:\n  scan_interval: 0s\n"),
+              ElementsAre("t.yml:3:18: discovery.scan_interval: must be greater than zero, got \"0s\""));
+}
+
+TEST(ConfigUnitTest, UnitMatcherParses) {
+  const Config config =
+      Parsed("process_sets:\n  - name: '{{.Unit}}'\n    unit: [nginx.service, '~php-fpm@.*\\.service']\n");
+  EXPECT_THAT(config.process_sets[0].unit, ElementsAre("nginx.service", "~php-fpm@.*\\.service"));
+  EXPECT_THAT(Parsed("process_sets:\n  - unit: ssh.service\n").process_sets[0].unit,
+              ElementsAre("ssh.service"));
+}
+
+TEST(ConfigUnitTest, BadUnitsNameTheirPosition) {
+  EXPECT_THAT(
+      Errors("process_sets:\n  - name: x\n    unit: [nginx.service, nginx, '~(a']\n"),
+      ElementsAre(
+          "t.yml:3:27: process_sets[0].unit[1]: \"nginx\": a unit name ends in .service or .scope (as "
+          "in nginx.service); for a pattern write ~REGEX, as in ~php-fpm@.*\\.service",
+          "t.yml:3:34: process_sets[0].unit[2]: \"~(a\": invalid regex (a: missing ): (a"));
+  EXPECT_THAT(Errors("process_sets:\n  - name: x\n    unit: []\n"),
+              ElementsAre("t.yml:3:11: process_sets[0].unit: must list at least one value"));
+  // process-exporter's format has no unit matcher.
+  EXPECT_THAT(
+      Errors("process_names:\n  - unit: [a.service]\n"),
+      ElementsAre("t.yml:2:5: process_names[0]: unknown key \"unit\" (allowed: name, comm, exe, cmdline)"));
+}
+
+TEST(ConfigUnitTest, IdentityTemplatesAreValid) {
+  EXPECT_THAT(Errors("process_sets:\n  - name: '{{.Unit}}/{{ .ContainerID }}/{{.Cgroup}}'\n"), IsEmpty());
 }
 
 }  // namespace

@@ -355,10 +355,11 @@ TEST(ProcessSetsValidationTest, ValidateTemplateAcceptsEveryField) {
   EXPECT_EQ(ProcessSets::ValidateTemplate("a }} b"), std::nullopt);  // Go treats a lone }} as text
   EXPECT_EQ(ProcessSets::ValidateTemplate("{{.Matches.}}"),
             "unknown field \"{{.Matches.}}\" (known: .Comm .ExeBase .ExeFull .Username .PID .StartTime "
-            ".Matches.NAME)");
+            ".Matches.NAME .Unit .Cgroup .ContainerID)");
   EXPECT_EQ(
       ProcessSets::ValidateTemplate("{{.comm}}"),
-      "unknown field \"{{.comm}}\" (known: .Comm .ExeBase .ExeFull .Username .PID .StartTime .Matches.NAME)");
+      "unknown field \"{{.comm}}\" (known: .Comm .ExeBase .ExeFull .Username .PID .StartTime .Matches.NAME "
+      ".Unit .Cgroup .ContainerID)");
 }
 
 TEST(ProcessSetsValidationTest, ValidateTemplateCapturesNeedsAGroupOfThatName) {
@@ -367,6 +368,77 @@ TEST(ProcessSetsValidationTest, ValidateTemplateCapturesNeedsAGroupOfThatName) {
   EXPECT_EQ(
       ProcessSets::ValidateTemplateCaptures("{{.Matches.b}}", {"(?P<a>y)"}),
       "{{.Matches.b}} names no capture group of this set's cmdline regexes (define one with (?P<b>...))");
+}
+
+}  // namespace
+}  // namespace pidfd_exporter
+
+namespace pidfd_exporter {
+namespace {
+
+// --- Service and container identity ({{.Unit}}, {{.Cgroup}}, {{.ContainerID}}, unit:) ---------
+
+constexpr char kContainerId[] = "2327a2aec169e25cf05f2a901486b7463fdb513ae097fc0ae6a3ca94381ddc42";
+
+ProcessAttributes InCgroup(std::string comm, std::string cgroup) {
+  ProcessAttributes process = Process(std::move(comm));
+  process.cgroup = std::move(cgroup);
+  return process;
+}
+
+TEST(ProcessSetsIdentityTest, IdentityFieldsNeedTheCgroupRead) {
+  EXPECT_EQ(Sets("process_sets:\n  - name: '{{.Unit}}'\n").NeededAttributes(), unsigned{kNeedCgroup});
+  EXPECT_EQ(Sets("process_sets:\n  - name: '{{.Cgroup}}'\n").NeededAttributes(), unsigned{kNeedCgroup});
+  EXPECT_EQ(Sets("process_sets:\n  - name: 'c-{{.ContainerID}}'\n").NeededAttributes(),
+            unsigned{kNeedCgroup});
+  EXPECT_EQ(Sets("process_sets:\n  - name: x\n    unit: [a.service]\n").NeededAttributes(),
+            unsigned{kNeedCgroup});
+  EXPECT_EQ(Sets("process_sets:\n  - name: '{{.Comm}}'\n").NeededAttributes(), 0u);
+}
+
+TEST(ProcessSetsIdentityTest, TemplatesRenderUnitCgroupAndContainerId) {
+  const ProcessSets sets = Sets("process_sets:\n  - name: '{{.Unit}}|{{.ContainerID}}|{{.Cgroup}}'\n");
+  const std::string cgroup =
+      std::string("/kubepods.slice/kubepods-pod1.slice/cri-containerd-") + kContainerId + ".scope";
+  EXPECT_EQ(MatchOf(sets, InCgroup("pause", cgroup)),
+            "0:cri-containerd-" + std::string(kContainerId) + ".scope|" + kContainerId + "|" + cgroup);
+}
+
+TEST(ProcessSetsIdentityTest, ASetNamedByAnIdentityTakesOnlyProcessesThatHaveOne) {
+  const ProcessSets sets = Sets(
+      "process_sets:\n  - name: '{{.ContainerID}}'\n  - name: '{{.Unit}}'\n  - name: '{{.Cgroup}}'\n"
+      "  - name: rest\n");
+  EXPECT_EQ(MatchOf(sets, InCgroup("node", std::string("/docker/") + kContainerId)),
+            std::string("0:") + kContainerId);
+  EXPECT_EQ(MatchOf(sets, InCgroup("nginx", "/system.slice/nginx.service")), "1:nginx.service");
+  EXPECT_EQ(MatchOf(sets, InCgroup("bash", "/user.slice/user-1000.slice")), "2:/user.slice/user-1000.slice");
+  // Not read (or unreadable): no set that needs it, the next one takes it.
+  EXPECT_EQ(MatchOf(sets, InCgroup("ghost", "")), "3:rest");
+}
+
+TEST(ProcessSetsIdentityTest, UnitMatcherTakesExactNamesAndAnchoredRegexes) {
+  const ProcessSets sets = Sets(
+      "process_sets:\n  - name: web\n    unit: [nginx.service, '~php-fpm@.*\\.service']\n"
+      "  - name: '{{.Unit}}'\n    unit: ['~.+\\.service']\n");
+  EXPECT_EQ(MatchOf(sets, InCgroup("nginx", "/system.slice/nginx.service")), "0:web");
+  EXPECT_EQ(MatchOf(sets, InCgroup("php", "/system.slice/system-php.slice/php-fpm@8.2.service")), "0:web");
+  // Anchored: "xphp-fpm@1.service" and "nginx.service.d" are other units.
+  EXPECT_EQ(MatchOf(sets, InCgroup("php", "/system.slice/xphp-fpm@1.service")), "1:xphp-fpm@1.service");
+  EXPECT_EQ(MatchOf(sets, InCgroup("sshd", "/system.slice/ssh.service")), "1:ssh.service");
+  // The unit of a process in a sub-cgroup of a service is that service.
+  EXPECT_EQ(MatchOf(sets, InCgroup("nginx", "/system.slice/nginx.service/worker")), "0:web");
+  EXPECT_EQ(MatchOf(sets, InCgroup("bash", "/user.slice/user-1000.slice/session-3.scope")), "none");
+  EXPECT_EQ(MatchOf(sets, InCgroup("init", "/")), "none");
+}
+
+TEST(ProcessSetsIdentityTest, ValidateUnitPattern) {
+  EXPECT_EQ(ProcessSets::ValidateUnitPattern("nginx.service"), std::nullopt);
+  EXPECT_EQ(ProcessSets::ValidateUnitPattern("session-1.scope"), std::nullopt);
+  EXPECT_EQ(ProcessSets::ValidateUnitPattern("~.*"), std::nullopt);
+  EXPECT_EQ(ProcessSets::ValidateUnitPattern("~(a"), "invalid regex (a: missing ): (a");
+  EXPECT_NE(ProcessSets::ValidateUnitPattern("nginx"), std::nullopt);
+  EXPECT_NE(ProcessSets::ValidateUnitPattern("system.slice/nginx.service"), std::nullopt);
+  EXPECT_NE(ProcessSets::ValidateUnitPattern(""), std::nullopt);
 }
 
 }  // namespace
