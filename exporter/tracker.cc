@@ -102,12 +102,9 @@ void Tracker::ApplyConfig(const Config& config) {
     Reassign(process);
     if (!process.member) Forget(key);
   }
-  std::vector<bool> in_use(metrics_->SetCount(), false);
-  for (const auto& [key, process] : processes_) {
-    if (process.member && process.member->slot < in_use.size()) in_use[process.member->slot] = true;
-  }
+  // Metrics keeps every set that still has members or zombies (it counts them itself).
   const auto& origins = assigner_.Origins();
-  metrics_->RemoveSets(std::set<std::string>(origins.begin(), origins.end()), in_use);
+  metrics_->RemoveSets(std::set<std::string>(origins.begin(), origins.end()), {});
   ScheduleRescan();
 }
 
