@@ -5,6 +5,7 @@
 #include "http_gate.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -247,6 +248,12 @@ struct HttpGate::Impl {
   std::unordered_map<uint64_t, Connection*> by_serial;
   int backends_open = 0;
   size_t buffered_bytes = 0;
+  // Descriptors held in reserve (copies of /dev/null): when the process is out of them
+  // (watched processes hold one pidfd each), a request still needs three at once: the
+  // client's, ours to CivetWeb and CivetWeb's end. Released just before they are needed,
+  // taken back as soon as the gate closes its own.
+  std::vector<UniqueFd> spare_descriptors;
+  bool refill_spares = false;
   bool listeners_paused = false;
   Clock::time_point listeners_resume;
   Clock::time_point next_tls_check;
@@ -280,7 +287,30 @@ struct HttpGate::Impl {
   IoResult ClientWrite(Connection& connection, const char* data, size_t size);
   IoResult TlsResult(Connection& connection, int result, size_t bytes);
   int TimeoutMs(Clock::time_point now) const;
+  bool ReleaseSpares(size_t count);
+  void RefillSpares();
 };
+
+constexpr size_t kSpareDescriptors = 6;  // two requests' worth
+
+bool HttpGate::Impl::ReleaseSpares(size_t count) {
+  if (spare_descriptors.size() < count) return false;
+  spare_descriptors.resize(spare_descriptors.size() - count);  // closes them
+  refill_spares = true;
+  return true;
+}
+
+void HttpGate::Impl::RefillSpares() {
+  refill_spares = false;
+  while (spare_descriptors.size() < kSpareDescriptors) {
+    UniqueFd spare(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!spare.valid()) {
+      refill_spares = true;  // try again after the next close
+      return;
+    }
+    spare_descriptors.push_back(std::move(spare));
+  }
+}
 
 // --- client I/O: plain or TLS behind one interface -------------------------------------
 
@@ -400,6 +430,7 @@ void HttpGate::Impl::Close(Connection& connection) {
   connection.client.Reset();
   connection.ssl.reset();
   counters.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (spare_descriptors.size() < kSpareDescriptors) RefillSpares();  // the slots just freed
   graveyard.push_back(std::move(*connection.self));
   connections.erase(connection.self);
 }
@@ -434,6 +465,10 @@ void HttpGate::Impl::Accept(size_t listener_index) {
   for (int batch = 0; batch < 64; ++batch) {
     UniqueFd client(
         ::accept4(listeners[listener_index].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!client.valid() && (errno == EMFILE || errno == ENFILE) && ReleaseSpares(1)) {
+      client.Reset(
+          ::accept4(listeners[listener_index].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    }
     if (!client.valid()) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
       // Out of descriptors (EMFILE/ENFILE) or memory: make room or wait a little.
@@ -544,7 +579,24 @@ void HttpGate::Impl::HeadComplete(Connection& connection) {
 void HttpGate::Impl::StartBackend(Connection& connection) {
   connection.phase = Phase::kRelay;
   MoveTo(connection, &relaying);
+  // The connection to CivetWeb takes two descriptors (ours and its end). When the process
+  // has fewer free (watched processes take every one, one pidfd each), CivetWeb could not
+  // accept it: answer here instead. Checked, not guessed: two trial descriptors.
+  {
+    const UniqueFd first(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const UniqueFd second(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if ((!first.valid() || !second.valid()) && options.serve_without_backend) {
+      counters.served_without_backend.fetch_add(1, std::memory_order_relaxed);
+      std::string answer = options.serve_without_backend(connection.head);
+      Answer(connection, std::move(answer));
+      return;
+    }
+  }
   UniqueFd backend(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  // Out of descriptors: one spare for this socket, one for CivetWeb's end of it.
+  if (!backend.valid() && (errno == EMFILE || errno == ENFILE) && ReleaseSpares(1)) {
+    backend.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  }
   sockaddr_in local{};
   local.sin_family = AF_INET;
   local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -575,6 +627,7 @@ void HttpGate::Impl::StartBackend(Connection& connection) {
   }
   connection.backend = std::move(backend);
   connection.backend_events = EPOLLOUT;
+
   ++backends_open;
   UpdateInterest(connection);
 }
@@ -632,6 +685,7 @@ void HttpGate::Impl::BackendReadable(Connection& connection) {
 void HttpGate::Impl::BackendFinished(Connection& connection, bool failed) {
   ports->Remove(connection.backend_port);
   connection.backend.Reset();
+  if (spare_descriptors.size() < kSpareDescriptors) RefillSpares();  // the slot just freed
   connection.backend_done = true;
   connection.backend_events = 0;
   --backends_open;
@@ -823,6 +877,7 @@ void HttpGate::Impl::Run() {
       next_tls_check = now + std::chrono::seconds(1);
     }
     graveyard.clear();
+    if (refill_spares) RefillSpares();
   }
   while (!connections.empty()) Close(*connections.front());
   graveyard.clear();
@@ -858,6 +913,7 @@ std::unique_ptr<HttpGate> HttpGate::Start(const HttpGateOptions& options,
   event.events = EPOLLIN;
   event.data.ptr = &impl.wake_target;
   epoll_ctl(impl.epoll.get(), EPOLL_CTL_ADD, impl.wake.get(), &event);
+  impl.RefillSpares();
   impl.listener_targets.resize(impl.listeners.size());
   for (size_t i = 0; i < impl.listeners.size(); ++i) {
     impl.listener_targets[i] = Target{Target::Kind::kListener, nullptr, i};
@@ -879,6 +935,9 @@ uint64_t HttpGate::tls_reloads() const {
 }
 uint64_t HttpGate::tls_reload_failures() const {
   return impl_->tls ? impl_->tls->failures() : 0;
+}
+bool HttpGate::tls_last_reload_successful() const {
+  return impl_->tls ? impl_->tls->last_reload_successful() : true;
 }
 
 }  // namespace pidfd_exporter

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,12 +58,17 @@ struct HttpGateOptions {
   sockaddr_in backend{};  // CivetWeb's loopback listener
   // Extra header lines ("Name: value\r\n") for the answers the gate writes itself (431, 503).
   std::string extra_headers;
+  // The whole answer to a complete request head, computed on the gate thread; used when the
+  // process has no descriptors left for CivetWeb to accept the gate's connection.
+  std::function<std::string(const std::string& head)> serve_without_backend;
 };
 
 // Counters since start, for the exporter's self-metrics (any thread may read them).
 struct HttpGateCounters {
   std::atomic<int64_t> open_connections{0};
   std::atomic<uint64_t> accepted{0};
+  // Requests answered by the gate itself because the process was out of descriptors.
+  std::atomic<uint64_t> served_without_backend{0};
   // Connections closed before a complete answer, by reason (kDropReasonNames).
   std::atomic<uint64_t> dropped[8]{};
 };
@@ -110,6 +116,7 @@ class HttpGate {
   // TLS certificate reloads and failed reloads (0 without TLS).
   uint64_t tls_reloads() const;
   uint64_t tls_reload_failures() const;
+  bool tls_last_reload_successful() const;  // true without TLS
 
  private:
   HttpGate();

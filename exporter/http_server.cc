@@ -315,6 +315,32 @@ class Router {
         max_requests_(max_requests),
         http_metrics_(http_metrics) {}
 
+  // Answers a GET or HEAD from its raw head on the gate's thread, for when the process is
+  // out of descriptors and CivetWeb could not accept the connection to it (every watched
+  // process holds a pidfd). Only the path before '?' is routed (no percent-decoding or
+  // dot segments there); other methods get 503.
+  std::string ServeWithoutCivetweb(const std::string& head) {
+    const size_t line_end = head.find_first_of("\r\n");
+    const std::string line = head.substr(0, line_end);
+    const size_t first_space = line.find(' ');
+    const size_t second_space = line.find(' ', first_space + 1);
+    const std::string method = line.substr(0, first_space);
+    std::string path =
+        first_space == std::string::npos ? "" : line.substr(first_space + 1, second_space - first_space - 1);
+    path = path.substr(0, path.find('?'));
+    Response response = Text(503, "out of file descriptors\n");
+    try {
+      if (method == "GET" || method == "HEAD") {
+        const std::string authorization = HeaderValue(head, "authorization");
+        const std::string accept_encoding = HeaderValue(head, "accept-encoding");
+        response = Route(method, path, authorization.c_str(), accept_encoding.c_str());
+      }
+    } catch (...) {
+      response = Text(500, "500 internal server error\n");
+    }
+    return Serialize(response, method == "HEAD");
+  }
+
   // The gate whose counters the telemetry path reports; set once, after it started.
   void SetGate(const HttpGate* gate) { gate_.store(gate); }
 
@@ -338,7 +364,9 @@ class Router {
     const bool head = method == "HEAD";
     Response response;
     try {
-      response = Route(connection, request, method);
+      response =
+          Route(method, request->local_uri != nullptr ? request->local_uri : "",
+                mg_get_header(connection, "Authorization"), mg_get_header(connection, "Accept-Encoding"));
     } catch (const std::exception& error) {
       // A handler threw: answer rather than let the exception unwind into CivetWeb's C code.
       LogError("HTTP handler failed",
@@ -362,18 +390,18 @@ class Router {
     return response.status;  // "handled", and the status for CivetWeb's access log
   }
 
-  Response Route(mg_connection* connection, const mg_request_info* request, const std::string& method) {
-    if (authenticator_.enabled() && !authenticator_.Authorize(mg_get_header(connection, "Authorization"))) {
+  Response Route(const std::string& method, const std::string& path, const char* authorization,
+                 const char* accept_encoding) {
+    if (authenticator_.enabled() && !authenticator_.Authorize(authorization)) {
       Response response = Text(401, "Unauthorized\n");
       response.headers.emplace_back("WWW-Authenticate", kRealmHeader);
       return response;
     }
-    // local_uri is decoded and normalised by CivetWeb ("/a/../metrics" is "/metrics").
-    const std::string path = request->local_uri != nullptr ? request->local_uri : "";
+    // CivetWeb's local_uri is decoded and normalised ("/a/../metrics" is "/metrics").
     const bool get_or_head = method == "GET" || method == "HEAD";
     if (path == telemetry_path_) {
       if (!get_or_head) return MethodNotAllowed("GET, HEAD");
-      return LimitedMetrics(mg_get_header(connection, "Accept-Encoding"));
+      return LimitedMetrics(accept_encoding);
     }
     if (path == "/") {
       if (!get_or_head) return MethodNotAllowed("GET, HEAD");
@@ -403,6 +431,44 @@ class Router {
       return Text(500, std::move(body));
     }
     return Text(404, "404 page not found\n");
+  }
+
+  // The value of the first header `lower_name` in a raw head ("" when absent).
+  static std::string HeaderValue(const std::string& head, const std::string& lower_name) {
+    size_t start = head.find('\n');
+    while (start != std::string::npos && start + 1 < head.size()) {
+      const size_t end = head.find('\n', start + 1);
+      const std::string line =
+          head.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1);
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos && ToLower(line.substr(0, colon)) == lower_name) {
+        return std::string(
+            Trim(std::string_view(line).substr(colon + 1, line.find_last_not_of("\r") - colon)));
+      }
+      start = end;
+    }
+    return "";
+  }
+
+  std::string Serialize(Response response, bool head_only) const {
+    for (const auto& configured : response_headers_) {
+      std::erase_if(response.headers, [&configured](const auto& header) {
+        return SameHeaderName(header.first, configured.first);
+      });
+      response.headers.push_back(configured);
+    }
+    std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
+                      mg_get_response_code_text(nullptr, response.status) +
+                      "\r\nContent-Type: " + response.content_type +
+                      "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\n";
+    const bool has_nosniff = std::any_of(
+        response.headers.begin(), response.headers.end(),
+        [](const auto& header) { return SameHeaderName(header.first, "X-Content-Type-Options"); });
+    if (!has_nosniff) out += "X-Content-Type-Options: nosniff\r\n";
+    for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
+    out += "Connection: close\r\n\r\n";
+    if (!head_only) out += response.body;
+    return out;
   }
 
   // node_exporter's --web.max-requests: past the limit a scrape answers 503 at once
@@ -464,6 +530,12 @@ class Router {
     out += "# TYPE pidfd_exporter_http_scrapes_rejected_total counter\n";
     out += "pidfd_exporter_http_scrapes_rejected_total " + std::to_string(scrapes_rejected_.load()) + "\n";
     out +=
+        "# HELP pidfd_exporter_http_served_without_civetweb_total Requests the HTTP gate answered itself "
+        "because the process was out of file descriptors.\n";
+    out += "# TYPE pidfd_exporter_http_served_without_civetweb_total counter\n";
+    out += "pidfd_exporter_http_served_without_civetweb_total " +
+           std::to_string(counters.served_without_backend.load()) + "\n";
+    out +=
         "# HELP pidfd_exporter_tls_certificate_reloads_total TLS certificate files re-read after a change.\n";
     out += "# TYPE pidfd_exporter_tls_certificate_reloads_total counter\n";
     out += "pidfd_exporter_tls_certificate_reloads_total " + std::to_string(gate->tls_reloads()) + "\n";
@@ -474,6 +546,12 @@ class Router {
     out += "# TYPE pidfd_exporter_tls_certificate_reload_failures_total counter\n";
     out += "pidfd_exporter_tls_certificate_reload_failures_total " +
            std::to_string(gate->tls_reload_failures()) + "\n";
+    out +=
+        "# HELP pidfd_exporter_tls_certificate_last_reload_successful 0 while changed TLS certificate files "
+        "could not be loaded (an older certificate is served), else 1.\n";
+    out += "# TYPE pidfd_exporter_tls_certificate_last_reload_successful gauge\n";
+    out += std::string("pidfd_exporter_tls_certificate_last_reload_successful ") +
+           (gate->tls_last_reload_successful() ? "1" : "0") + "\n";
   }
 
   const std::string telemetry_path_;
@@ -644,6 +722,10 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     gate_options.max_backend_connections = options.worker_threads * 2;
     gate_options.backend = impl.backend;
     gate_options.extra_headers = HeaderLines(options.response_headers);
+    Router* router = impl.router.get();
+    gate_options.serve_without_backend = [router](const std::string& head) {
+      return router->ServeWithoutCivetweb(head);
+    };
     impl.gate = HttpGate::Start(gate_options, std::move(listeners), std::move(tls), ports, error);
     if (!impl.gate) return nullptr;
     impl.router->SetGate(impl.gate.get());

@@ -149,6 +149,7 @@ void TlsContext::ReloadIfChanged() {
   if (!next) {
     failed_ = std::move(now);
     failures_.fetch_add(1, std::memory_order_relaxed);
+    last_reload_successful_.store(false, std::memory_order_relaxed);
     LogError("TLS certificate reload failed; keeping the previous certificate", {{"err", error}});
     return;
   }
@@ -156,6 +157,7 @@ void TlsContext::ReloadIfChanged() {
   loaded_ = std::move(now);
   failed_.clear();
   reloads_.fetch_add(1, std::memory_order_relaxed);
+  last_reload_successful_.store(true, std::memory_order_relaxed);
   LogInfo("TLS certificate reloaded", {{"cert_file", options_.cert_file}});
 }
 

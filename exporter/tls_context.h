@@ -44,6 +44,9 @@ class TlsContext {
   void ReloadIfChanged();
 
   uint64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
+  // False from a failed reload until the next successful one: the served certificate is
+  // not the one on disk.
+  bool last_reload_successful() const { return last_reload_successful_.load(std::memory_order_relaxed); }
   uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
 
  private:
@@ -66,6 +69,7 @@ class TlsContext {
   std::vector<FileIdentity> failed_;  // the last files that failed: not retried until they change
   std::atomic<uint64_t> reloads_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<bool> last_reload_successful_{true};
 };
 
 }  // namespace pidfd_exporter

@@ -71,6 +71,8 @@ if start_exporter emfile "$WORK_DIR/emfile.yml" prlimit --nofile=64:64 --; then
   done
   check "emfile: 20 of 20 scrapes answered while out of descriptors ($ok_scrapes)" [ "$ok_scrapes" -eq 20 ]
   text=$(scrape)
+  served=$(metric "$text" 'pidfd_exporter_http_served_without_civetweb_total')
+  check "emfile: scrapes answered by the HTTP gate itself while out of descriptors ($served)" [ "${served%.*}" -gt 0 ]
   emfile=$(metric "$text" 'pidfd_exporter_errors_total{op="emfile"}')
   watched=$(metric "$text" 'pidfd_processes{set="sleepers"}')
   open_fds=$(metric "$text" 'process_open_fds')

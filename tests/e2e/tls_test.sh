@@ -298,8 +298,12 @@ wait_for 20 "broken certificate file: counted as a failed reload" \
   metric_is pidfd_exporter_tls_certificate_reload_failures_total 1
 check "broken certificate file: the previous certificate is still served" served_is rotated
 check "broken certificate file: logged" grep -q 'TLS certificate reload failed' "$TMP/rotate.log"
+check "broken certificate file: pidfd_exporter_tls_certificate_last_reload_successful 0" \
+  metric_is pidfd_exporter_tls_certificate_last_reload_successful 0
 install "$TMP/server.crt" "$TMP/server.key"
 wait_for 20 "rotation back: the first certificate is served again" served_is 127.0.0.1
+check "rotation back: pidfd_exporter_tls_certificate_last_reload_successful 1" \
+  metric_is pidfd_exporter_tls_certificate_last_reload_successful 1
 touch "$TMP/rotation_done"
 wait "$SCRAPER_PID"
 total=$(grep -c . "$TMP/rotation_scrapes")

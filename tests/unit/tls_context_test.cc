@@ -101,6 +101,7 @@ TEST_F(TlsContextTest, BrokenFileKeepsThePreviousCertificateAndCountsOnce) {
   for (int look = 0; look < 4; ++look) tls->ReloadIfChanged();
   EXPECT_EQ(tls->failures(), 1u);  // not retried while the file stays the same
   EXPECT_EQ(tls->reloads(), 0u);
+  EXPECT_FALSE(tls->last_reload_successful());
   EXPECT_EQ(ServedCommonName(*tls), "first");
 
   // A certificate whose key is another one's: also refused.
@@ -118,6 +119,7 @@ TEST_F(TlsContextTest, BrokenFileKeepsThePreviousCertificateAndCountsOnce) {
   tls->ReloadIfChanged();
   EXPECT_EQ(ServedCommonName(*tls), "third");
   EXPECT_EQ(tls->reloads(), 1u);
+  EXPECT_TRUE(tls->last_reload_successful());
 }
 
 TEST_F(TlsContextTest, CreateFailsNamingTheFile) {
