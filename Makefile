@@ -49,6 +49,7 @@ deb:
 	@cmake --preset deb >/dev/null
 	@cmake --build --preset deb -j $(JOBS)
 	@cpack --preset deb
+
 check-config: configure-exporter
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target pidfd_exporter
 	@for f in config/*.yml config/examples/*.yml; do $(BUILD_DIR)/pidfd_exporter --config.check --config.file=$$f || exit 1; done
