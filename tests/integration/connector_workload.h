@@ -25,6 +25,7 @@
 
 #include "exporter_process.h"
 #include "prometheus_text.h"
+#include "workload.h"
 
 namespace integration {
 
@@ -37,25 +38,6 @@ char ReadCommandByte(int fd);
 
 // Writes one command byte to a forked child (a gtest assertion on failure).
 void SendByte(int fd, char byte);
-
-// Forks a child that runs `body` (async-signal-safe; must not return) with a parent-death
-// signal, so a failing test leaves nothing behind.
-template <typename Body>
-pid_t ForkChild(Body body) {
-  const pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fork");
-    std::abort();
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent) _exit(97);
-    body();
-    _exit(98);
-  }
-  return pid;
-}
 
 // waitpid(pid) (retrying on EINTR); returns the raw wait status, -1 on error.
 int WaitPid(pid_t pid);

@@ -64,16 +64,8 @@ std::unique_ptr<ChildProcess> ChildProcess::Spawn(const ChildOptions& options) {
   }
   const char* comm = options.comm.c_str();
   const char* core_directory = options.core_directory.empty() ? nullptr : options.core_directory.c_str();
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fork");
-    std::abort();
-  }
-  if (pid == 0) {
-    // Do not outlive a test binary that crashes.
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent) _exit(97);
+  const int cgroup_procs_fd = options.cgroup_procs_fd;
+  pid_t pid = ForkChild([&] {
     rlimit core{};
     getrlimit(RLIMIT_CORE, &core);
     if (core_directory) {
@@ -84,9 +76,9 @@ std::unique_ptr<ChildProcess> ChildProcess::Spawn(const ChildOptions& options) {
     }
     setrlimit(RLIMIT_CORE, &core);
     close(command_pipe[1]);
-    if (options.cgroup_procs_fd >= 0 && write(options.cgroup_procs_fd, "0", 1) != 1) _exit(95);
+    if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0", 1) != 1) _exit(95);
     RunWorker(comm, command_pipe[0]);
-  }
+  });
   close(command_pipe[0]);
   child->pid_ = pid;
   child->command_fd_ = command_pipe[1];

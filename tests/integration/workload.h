@@ -9,9 +9,14 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -34,6 +39,25 @@ void SendWorkerCommand(int command_fd, WorkerCommand command);
 // process `comm`, then serves commands read from `command_fd` until one ends it. A closed pipe
 // ends it with exit code 99. Async-signal-safe; never returns.
 [[noreturn]] void RunWorker(const char* comm, int command_fd);
+
+// Forks a child that runs `body` (async-signal-safe; must not return) with a parent-death
+// signal, so a failing test leaves nothing behind.
+template <typename Body>
+pid_t ForkChild(Body body) {
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::abort();
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(97);
+    body();
+    _exit(98);
+  }
+  return pid;
+}
 
 // Sets the calling process's comm (truncated by the kernel to 15 bytes).
 void SetComm(const char* comm);
