@@ -886,11 +886,20 @@ void HttpGate::Impl::Run() {
 HttpGate::HttpGate() : impl_(std::make_unique<Impl>()) {}
 
 HttpGate::~HttpGate() {
+  Stop();
+}
+
+void HttpGate::Stop() {
   if (!impl_->thread.joinable()) return;
   impl_->stopping.store(true);
   const uint64_t one = 1;
   (void)!::write(impl_->wake.get(), &one, sizeof one);
   impl_->thread.join();
+  // Closing our ends now lets a CivetWeb worker still writing an answer fail at once
+  // instead of waiting out its timeout while the server stops.
+  while (!impl_->connections.empty()) impl_->Close(*impl_->connections.front());
+  impl_->graveyard.clear();
+  impl_->listeners.clear();
 }
 
 std::unique_ptr<HttpGate> HttpGate::Start(const HttpGateOptions& options,

@@ -108,6 +108,9 @@ class HttpGate {
                                          std::vector<ListeningSocket> listeners,
                                          std::unique_ptr<TlsContext> tls, std::shared_ptr<GatePorts> ports,
                                          std::string* error);
+  // Ends the gate thread: nothing is accepted or answered afterwards, but the counters and
+  // TLS state stay readable until destruction (a CivetWeb worker may still be rendering them).
+  void Stop();
   ~HttpGate();
   HttpGate(const HttpGate&) = delete;
   HttpGate& operator=(const HttpGate&) = delete;

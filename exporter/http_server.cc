@@ -571,7 +571,7 @@ class Router {
 struct HttpServer::Impl {
   std::unique_ptr<Router> router;
   std::unique_ptr<CivetServer> server;  // declared after the router: destroyed before it
-  std::unique_ptr<HttpGate> gate;       // declared last: stops taking requests first
+  std::unique_ptr<HttpGate> gate;       // stopped first, destroyed after the workers (~HttpServer)
   sockaddr_in backend{};
   std::vector<std::string> listening_addresses;
 };
@@ -669,7 +669,9 @@ std::string HeaderLines(const std::vector<std::pair<std::string, std::string>>& 
 
 HttpServer::~HttpServer() {
   if (!impl_) return;
-  impl_->gate.reset();  // no new requests; answers in flight are cut
+  // No new requests; answers in flight are cut. The gate object itself outlives the workers
+  // below: a scrape in flight reads its counters (a SIGTERM under scrape load crashed here).
+  if (impl_->gate) impl_->gate->Stop();
   if (!impl_->server) return;
   // CivetWeb's master thread notices the stop request only when its poll() on the
   // listening socket returns, which takes up to its internal timeout (~1 s here). A
@@ -685,6 +687,7 @@ HttpServer::~HttpServer() {
   impl_->server->close();
   closed.store(true);
   waker.join();
+  impl_->gate.reset();
 }
 
 std::vector<std::string> HttpServer::ListeningAddresses() const {
