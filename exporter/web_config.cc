@@ -179,130 +179,158 @@ class WebConfigParser : private YamlErrorCollector {
     });
   }
 
-  void ParseTls(const YAML::Node& section_key, const YAML::Node& value, WebConfig& config) {
-    const std::string path = "tls_server_config";
-    if (!SectionIsMapping(value, path)) return;
+  // What tls_server_config said, and where (so that errors name the line).
+  struct TlsSection {
     TlsOptions tls;
     bool valid = true;
     bool enabled = false;  // exporter-toolkit: any certificate or client-auth setting turns TLS on
     std::optional<YAML::Node> cert_key, key_key, client_ca_key, client_auth_key, min_key, max_key;
+  };
+
+  void ParseTls(const YAML::Node& section_key, const YAML::Node& value, WebConfig& config) {
+    const std::string path = "tls_server_config";
+    if (!SectionIsMapping(value, path)) return;
+    TlsSection section;
     ForEachEntry(value, path, [&](const YAML::Node& key, const YAML::Node& entry) {
-      const std::string& name = key.Scalar();
-      const std::string key_path = path + "." + name;
-      if (name == "cert_file" || name == "key_file" || name == "client_ca_file") {
-        enabled = true;
-        const std::optional<std::string> file = ReadableFile(key, entry, key_path);
-        if (!file) {
-          valid = false;
-        } else if (name == "cert_file") {
-          tls.cert_file = *file;
-          cert_key = key;
-        } else if (name == "key_file") {
-          tls.key_file = *file;
-          key_key = key;
-        } else {
-          tls.client_ca_file = *file;
-          client_ca_key = key;
-        }
-      } else if (name == "client_auth_type") {
-        enabled = true;
-        const std::optional<std::string> text = String(key, entry, key_path);
-        if (!text) {
-          valid = false;
-        } else if (*text == "NoClientCert") {
-          tls.client_auth_type = ClientAuthType::kNoClientCert;
-        } else if (*text == "VerifyClientCertIfGiven") {
-          tls.client_auth_type = ClientAuthType::kVerifyClientCertIfGiven;
-          client_auth_key = key;
-        } else if (*text == "RequireAndVerifyClientCert") {
-          tls.client_auth_type = ClientAuthType::kRequireAndVerifyClientCert;
-          client_auth_key = key;
-        } else if (*text == "RequestClientCert" || *text == "RequireAnyClientCert" ||
-                   *text == "RequireClientCert") {
-          Error(entry.Mark(),
-                key_path + ": " + Quote(*text) +
-                    " is not supported by pidfd_exporter: it accepts client certificates without "
-                    "verifying them; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
-                    "with client_ca_file");
-          valid = false;
-        } else {
-          Error(entry.Mark(), key_path +
-                                  ": expected NoClientCert, VerifyClientCertIfGiven or "
-                                  "RequireAndVerifyClientCert, got " +
-                                  Quote(*text));
-          valid = false;
-        }
-      } else if (name == "min_version" || name == "max_version") {
-        const std::optional<std::string> text = String(key, entry, key_path);
-        const std::optional<TlsVersion> version = text ? ParseTlsVersion(*text) : std::nullopt;
-        if (!text) {
-          valid = false;
-        } else if (!version) {
-          const bool old = *text == "TLS10" || *text == "TLS11";
-          Error(entry.Mark(),
-                key_path + ": " +
-                    (old ? Quote(*text) + " is not supported by pidfd_exporter: OpenSSL 3 on Debian "
-                                          "refuses TLS below 1.2; use TLS12 or TLS13"
-                         : "expected TLS12 or TLS13, got " + Quote(*text)));
-          valid = false;
-        } else if (name == "min_version") {
-          tls.min_version = *version;
-          min_key = key;
-        } else {
-          tls.max_version = *version;
-          max_key = key;
-        }
-      } else if (name == "prefer_server_cipher_suites") {
-        // Go ignores it since 1.18 and so does this server: its cipher order always wins.
-        if (!Bool(key, entry, key_path)) valid = false;
-      } else if (name == "cipher_suites" || name == "curve_preferences") {
-        Unsupported(key, path,
-                    "OpenSSL's defaults apply (TLS 1.2 with forward-secret AEAD ciphers, and TLS 1.3)");
-        valid = false;
-      } else if (name == "client_allowed_sans") {
-        Unsupported(key, path, "any client certificate issued by client_ca_file is accepted");
-        valid = false;
-      } else if (name == "cert" || name == "key" || name == "client_ca") {
-        Unsupported(key, path, "put the PEM text in a file and use " + name + "_file");
-        valid = false;
-      } else {
-        UnknownKey(key, path, kTlsKeys);
-        valid = false;
-      }
+      if (!ParseTlsEntry(key, entry, path, section)) section.valid = false;
     });
-    if (!valid) return;
-    if (!enabled) {
+    if (!section.valid) return;
+    if (!section.enabled) {
       config.warnings.push_back(Position(section_key.Mark()) + ": " + path +
                                 ": no cert_file, key_file or client authentication: serving plain HTTP");
       return;
     }
-    if (!cert_key) {
+    if (TlsSectionConsistent(section_key, path, section)) config.tls = std::move(section.tls);
+  }
+
+  // One key of tls_server_config; false (with an error) when it is invalid or unsupported.
+  bool ParseTlsEntry(const YAML::Node& key, const YAML::Node& entry, const std::string& path,
+                     TlsSection& section) {
+    const std::string& name = key.Scalar();
+    const std::string key_path = path + "." + name;
+    if (name == "cert_file" || name == "key_file" || name == "client_ca_file")
+      return ParseTlsFile(key, entry, key_path, section);
+    if (name == "client_auth_type") return ParseClientAuthType(key, entry, key_path, section);
+    if (name == "min_version" || name == "max_version")
+      return ParseTlsVersionKey(key, entry, key_path, section);
+    // Go ignores it since 1.18 and so does this server: its cipher order always wins.
+    if (name == "prefer_server_cipher_suites") return Bool(key, entry, key_path).has_value();
+    if (name == "cipher_suites" || name == "curve_preferences") {
+      Unsupported(key, path,
+                  "OpenSSL's defaults apply (TLS 1.2 with forward-secret AEAD ciphers, and TLS 1.3)");
+    } else if (name == "client_allowed_sans") {
+      Unsupported(key, path, "any client certificate issued by client_ca_file is accepted");
+    } else if (name == "cert" || name == "key" || name == "client_ca") {
+      Unsupported(key, path, "put the PEM text in a file and use " + name + "_file");
+    } else {
+      UnknownKey(key, path, kTlsKeys);
+    }
+    return false;
+  }
+
+  bool ParseTlsFile(const YAML::Node& key, const YAML::Node& entry, const std::string& key_path,
+                    TlsSection& section) {
+    section.enabled = true;
+    const std::optional<std::string> file = ReadableFile(key, entry, key_path);
+    if (!file) return false;
+    const std::string& name = key.Scalar();
+    if (name == "cert_file") {
+      section.tls.cert_file = *file;
+      section.cert_key = key;
+    } else if (name == "key_file") {
+      section.tls.key_file = *file;
+      section.key_key = key;
+    } else {
+      section.tls.client_ca_file = *file;
+      section.client_ca_key = key;
+    }
+    return true;
+  }
+
+  bool ParseClientAuthType(const YAML::Node& key, const YAML::Node& entry, const std::string& key_path,
+                           TlsSection& section) {
+    section.enabled = true;
+    const std::optional<std::string> text = String(key, entry, key_path);
+    if (!text) return false;
+    if (*text == "NoClientCert") {
+      section.tls.client_auth_type = ClientAuthType::kNoClientCert;
+      return true;
+    }
+    if (*text == "VerifyClientCertIfGiven" || *text == "RequireAndVerifyClientCert") {
+      section.tls.client_auth_type = *text == "VerifyClientCertIfGiven"
+                                         ? ClientAuthType::kVerifyClientCertIfGiven
+                                         : ClientAuthType::kRequireAndVerifyClientCert;
+      section.client_auth_key = key;
+      return true;
+    }
+    if (*text == "RequestClientCert" || *text == "RequireAnyClientCert" || *text == "RequireClientCert") {
+      Error(entry.Mark(), key_path + ": " + Quote(*text) +
+                              " is not supported by pidfd_exporter: it accepts client certificates without "
+                              "verifying them; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven) "
+                              "with client_ca_file");
+      return false;
+    }
+    Error(entry.Mark(),
+          key_path + ": expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert, got " +
+              Quote(*text));
+    return false;
+  }
+
+  bool ParseTlsVersionKey(const YAML::Node& key, const YAML::Node& entry, const std::string& key_path,
+                          TlsSection& section) {
+    const std::optional<std::string> text = String(key, entry, key_path);
+    if (!text) return false;
+    const std::optional<TlsVersion> version = ParseTlsVersion(*text);
+    if (!version) {
+      const bool old = *text == "TLS10" || *text == "TLS11";
+      Error(entry.Mark(),
+            key_path + ": " +
+                (old ? Quote(*text) + " is not supported by pidfd_exporter: OpenSSL 3 on Debian "
+                                      "refuses TLS below 1.2; use TLS12 or TLS13"
+                     : "expected TLS12 or TLS13, got " + Quote(*text)));
+      return false;
+    }
+    if (key.Scalar() == "min_version") {
+      section.tls.min_version = *version;
+      section.min_key = key;
+    } else {
+      section.tls.max_version = *version;
+      section.max_key = key;
+    }
+    return true;
+  }
+
+  // The checks across keys, each error at the key that is wrong or at the section.
+  bool TlsSectionConsistent(const YAML::Node& section_key, const std::string& path,
+                            const TlsSection& section) {
+    bool valid = true;
+    if (!section.cert_key) {
       Error(section_key.Mark(), path + ": missing cert_file");
       valid = false;
     }
-    if (!key_key) {
+    if (!section.key_key) {
       Error(section_key.Mark(), path + ": missing key_file");
       valid = false;
     }
-    if (client_ca_key && !client_auth_key) {
-      Error(client_ca_key->Mark(),
+    if (section.client_ca_key && !section.client_auth_key) {
+      Error(section.client_ca_key->Mark(),
             path +
                 ".client_ca_file: set without a client_auth_type that verifies client certificates; add "
                 "client_auth_type: RequireAndVerifyClientCert");
       valid = false;
     }
-    if (client_auth_key && !client_ca_key) {
+    if (section.client_auth_key && !section.client_ca_key) {
       // Go would verify against the system's roots, which is almost never what is meant.
-      Error(client_auth_key->Mark(), path +
-                                         ".client_auth_type: needs client_ca_file, the CAs that issue "
-                                         "the client certificates");
+      Error(section.client_auth_key->Mark(),
+            path + ".client_auth_type: needs client_ca_file, the CAs that issue the client certificates");
       valid = false;
     }
-    if (tls.min_version == TlsVersion::kTls13 && tls.max_version == TlsVersion::kTls12) {
-      Error((max_key ? max_key : min_key)->Mark(), path + ".max_version: must not be below min_version");
+    if (section.tls.min_version == TlsVersion::kTls13 && section.tls.max_version == TlsVersion::kTls12) {
+      Error((section.max_key ? section.max_key : section.min_key)->Mark(),
+            path + ".max_version: must not be below min_version");
       valid = false;
     }
-    if (valid) config.tls = std::move(tls);
+    return valid;
   }
 
   void ParseHttp(const YAML::Node& value, WebConfig& config) {
