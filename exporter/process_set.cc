@@ -343,6 +343,10 @@ struct ProcessSets::Compiled {
   std::optional<int> pidfile_pid;
   bool children = false;
 
+  // Fill the set from its config; each returns the attributes (kNeed*) its part reads.
+  unsigned CompileName(const std::string& name);
+  unsigned CompileMatchers(const ProcessSetConfig& config);
+
   bool CheapMatchersAccept(const ProcessAttributes& process) const;
   bool HasIdentityForName(const ProcessAttributes& process) const;
   bool RegexesAccept(JoinedCmdline& cmdline, Captures* captures) const;
@@ -420,78 +424,89 @@ bool ProcessSets::Compiled::RegexesAccept(JoinedCmdline& cmdline, Captures* capt
   return true;
 }
 
+unsigned ProcessSets::Compiled::CompileName(const std::string& name) {
+  is_template = name.find("{{") != std::string::npos;
+  if (!is_template) {
+    fixed_name = name;
+    return 0;
+  }
+  unsigned needs = 0;
+  name_parts = ParseTemplate(name).parts;
+  for (const TemplatePart& part : name_parts) {
+    switch (part.field) {
+      case TemplateField::kExeBase:
+      case TemplateField::kExeFull:
+        needs |= kNeedExe | kNeedCmdline;
+        break;
+      case TemplateField::kUsername:
+        needs |= kNeedUser;
+        break;
+      case TemplateField::kMatch:
+        name_uses_matches = true;
+        needs |= kNeedCmdline;
+        break;
+      case TemplateField::kUnit:
+        name_needs_unit = true;
+        needs |= kNeedCgroup;
+        break;
+      case TemplateField::kContainerId:
+        name_needs_container_id = true;
+        needs |= kNeedCgroup;
+        break;
+      case TemplateField::kCgroup:
+        name_needs_cgroup = true;
+        needs |= kNeedCgroup;
+        break;
+      default:
+        break;
+    }
+  }
+  return needs;
+}
+
+unsigned ProcessSets::Compiled::CompileMatchers(const ProcessSetConfig& config) {
+  unsigned needs = 0;
+  for (const std::string& comm : config.comm) comms.push_back(comm.substr(0, kCommLength));
+  for (const std::string& exe : config.exe)
+    (exe.find('/') == std::string::npos ? exe_base_names : exe_full_paths).push_back(exe);
+  if (!config.exe.empty()) needs |= kNeedExe | kNeedCmdline;
+  for (const std::string& pattern : config.cmdline) {
+    auto regex = CompileRegex(pattern);
+    if (regex->ok()) regexes.push_back(std::move(regex));
+  }
+  if (!config.cmdline.empty()) needs |= kNeedCmdline;
+  for (const std::string& user : config.user) {
+    if (auto uid = ParseUid(user)) {
+      user_ids.push_back(*uid);
+    } else {
+      user_names.push_back(user);
+    }
+  }
+  if (!config.user.empty()) needs |= kNeedUser;
+  for (std::string cgroup : config.cgroup) {
+    while (cgroup.size() > 1 && cgroup.back() == '/') cgroup.pop_back();
+    cgroups.push_back(std::move(cgroup));
+  }
+  if (!config.cgroup.empty()) needs |= kNeedCgroup;
+  for (const std::string& unit : config.unit) {
+    if (!unit.empty() && unit.front() == kUnitRegexMarker) {
+      auto regex = CompileRegex(unit.substr(1));
+      if (regex->ok()) unit_regexes.push_back(std::move(regex));
+    } else {
+      unit_names.push_back(unit);
+    }
+  }
+  if (!config.unit.empty()) needs |= kNeedCgroup;
+  pidfile = config.pidfile;
+  children = config.children;
+  return needs;
+}
+
 ProcessSets::ProcessSets(const Config& config) {
   for (const ProcessSetConfig& set_config : config.process_sets) {
     auto set = std::make_unique<Compiled>();
-    set->is_template = set_config.name.find("{{") != std::string::npos;
-    if (set->is_template) {
-      set->name_parts = ParseTemplate(set_config.name).parts;
-      for (const TemplatePart& part : set->name_parts) {
-        switch (part.field) {
-          case TemplateField::kExeBase:
-          case TemplateField::kExeFull:
-            needs_ |= kNeedExe | kNeedCmdline;
-            break;
-          case TemplateField::kUsername:
-            needs_ |= kNeedUser;
-            break;
-          case TemplateField::kMatch:
-            set->name_uses_matches = true;
-            needs_ |= kNeedCmdline;
-            break;
-          case TemplateField::kUnit:
-            set->name_needs_unit = true;
-            needs_ |= kNeedCgroup;
-            break;
-          case TemplateField::kContainerId:
-            set->name_needs_container_id = true;
-            needs_ |= kNeedCgroup;
-            break;
-          case TemplateField::kCgroup:
-            set->name_needs_cgroup = true;
-            needs_ |= kNeedCgroup;
-            break;
-          default:
-            break;
-        }
-      }
-    } else {
-      set->fixed_name = set_config.name;
-    }
-    for (const std::string& comm : set_config.comm) set->comms.push_back(comm.substr(0, kCommLength));
-    for (const std::string& exe : set_config.exe) {
-      (exe.find('/') == std::string::npos ? set->exe_base_names : set->exe_full_paths).push_back(exe);
-    }
-    if (!set_config.exe.empty()) needs_ |= kNeedExe | kNeedCmdline;
-    for (const std::string& pattern : set_config.cmdline) {
-      auto regex = CompileRegex(pattern);
-      if (regex->ok()) set->regexes.push_back(std::move(regex));
-    }
-    if (!set_config.cmdline.empty()) needs_ |= kNeedCmdline;
-    for (const std::string& user : set_config.user) {
-      if (auto uid = ParseUid(user)) {
-        set->user_ids.push_back(*uid);
-      } else {
-        set->user_names.push_back(user);
-      }
-    }
-    if (!set_config.user.empty()) needs_ |= kNeedUser;
-    for (std::string cgroup : set_config.cgroup) {
-      while (cgroup.size() > 1 && cgroup.back() == '/') cgroup.pop_back();
-      set->cgroups.push_back(std::move(cgroup));
-    }
-    if (!set_config.cgroup.empty()) needs_ |= kNeedCgroup;
-    for (const std::string& unit : set_config.unit) {
-      if (!unit.empty() && unit.front() == kUnitRegexMarker) {
-        auto regex = CompileRegex(unit.substr(1));
-        if (regex->ok()) set->unit_regexes.push_back(std::move(regex));
-      } else {
-        set->unit_names.push_back(unit);
-      }
-    }
-    if (!set_config.unit.empty()) needs_ |= kNeedCgroup;
-    set->pidfile = set_config.pidfile;
-    set->children = set_config.children;
+    needs_ |= set->CompileName(set_config.name);
+    needs_ |= set->CompileMatchers(set_config);
     sets_.push_back(std::move(set));
   }
   RefreshPidfiles();
