@@ -116,27 +116,6 @@ class ConfigParser : private YamlErrorCollector {
     return path.empty() ? key : path + "." + key;
   }
 
-  // `key:` with nothing after it: yaml-cpp marks the missing value at the next token, so
-  // the key is the useful position.
-  bool RejectNull(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
-    if (!value.IsNull()) return false;
-    Error(key.Mark(), path + ": must not be empty");
-    return true;
-  }
-
-  std::optional<std::string> String(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
-    if (RejectNull(key, value, path)) return std::nullopt;
-    if (!value.IsScalar()) {
-      Error(value.Mark(), path + ": expected a string, got " + KindOf(value));
-      return std::nullopt;
-    }
-    if (value.Scalar().empty()) {
-      Error(value.Mark(), path + ": must not be empty");
-      return std::nullopt;
-    }
-    return value.Scalar();
-  }
-
   // A list of strings; a single string counts as a one-element list.
   std::optional<std::vector<std::string>> StringList(const YAML::Node& key, const YAML::Node& value,
                                                      const std::string& path) {
@@ -338,21 +317,7 @@ class ConfigParser : private YamlErrorCollector {
   }
 
   void ParseBool(const YAML::Node& key, const YAML::Node& value, const std::string& path, bool& result) {
-    if (RejectNull(key, value, path)) return;
-    bool parsed = false;
-    if (value.IsScalar() && YAML::convert<bool>::decode(value, parsed)) {
-      result = parsed;
-      return;
-    }
-    Error(value.Mark(), path + ": expected true or false, got " + KindOf(value));
-  }
-
-  // A null section (every entry commented out) means "all defaults".
-  bool SectionIsMapping(const YAML::Node& value, const std::string& path) {
-    if (value.IsNull()) return false;
-    if (value.IsMap()) return true;
-    Error(value.Mark(), path + ": expected a mapping, got " + KindOf(value));
-    return false;
+    if (const std::optional<bool> parsed = Bool(key, value, path)) result = *parsed;
   }
 
   // A Prometheus duration at `entry`; false (reported) when malformed, too long, or zero

@@ -91,43 +91,6 @@ class WebConfigParser : private YamlErrorCollector {
           path + ": " + Quote(key.Scalar()) + " is not supported by pidfd_exporter: " + std::string(why));
   }
 
-  // `key:` with nothing after it: yaml-cpp marks the missing value at the next token, so
-  // the key is the useful position.
-  bool RejectNull(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
-    if (!value.IsNull()) return false;
-    Error(key.Mark(), path + ": must not be empty");
-    return true;
-  }
-
-  std::optional<std::string> String(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
-    if (RejectNull(key, value, path)) return std::nullopt;
-    if (!value.IsScalar()) {
-      Error(value.Mark(), path + ": expected a string, got " + KindOf(value));
-      return std::nullopt;
-    }
-    if (value.Scalar().empty()) {
-      Error(value.Mark(), path + ": must not be empty");
-      return std::nullopt;
-    }
-    return value.Scalar();
-  }
-
-  std::optional<bool> Bool(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
-    if (RejectNull(key, value, path)) return std::nullopt;
-    bool parsed = false;
-    if (value.IsScalar() && YAML::convert<bool>::decode(value, parsed)) return parsed;
-    Error(value.Mark(), path + ": expected true or false, got " + KindOf(value));
-    return std::nullopt;
-  }
-
-  // A null section (every entry commented out) means "not configured".
-  bool SectionIsMapping(const YAML::Node& value, const std::string& path) {
-    if (value.IsNull()) return false;
-    if (value.IsMap()) return true;
-    Error(value.Mark(), path + ": expected a mapping, got " + KindOf(value));
-    return false;
-  }
-
   // exporter-toolkit resolves relative paths against the config file's directory.
   std::string ResolvePath(const std::string& path) const {
     if (path.empty() || path[0] == '/') return path;

@@ -108,6 +108,42 @@ void YamlErrorCollector::UnknownKey(const YAML::Node& key, const std::string& pa
         path + ": unknown key " + Quote(key.Scalar()) + " (allowed: " + std::string(allowed) + ")");
 }
 
+bool YamlErrorCollector::RejectNull(const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+  if (!value.IsNull()) return false;
+  Error(key.Mark(), path + ": must not be empty");
+  return true;
+}
+
+std::optional<std::string> YamlErrorCollector::String(const YAML::Node& key, const YAML::Node& value,
+                                                      const std::string& path) {
+  if (RejectNull(key, value, path)) return std::nullopt;
+  if (!value.IsScalar()) {
+    Error(value.Mark(), path + ": expected a string, got " + KindOf(value));
+    return std::nullopt;
+  }
+  if (value.Scalar().empty()) {
+    Error(value.Mark(), path + ": must not be empty");
+    return std::nullopt;
+  }
+  return value.Scalar();
+}
+
+std::optional<bool> YamlErrorCollector::Bool(const YAML::Node& key, const YAML::Node& value,
+                                             const std::string& path) {
+  if (RejectNull(key, value, path)) return std::nullopt;
+  bool parsed = false;
+  if (value.IsScalar() && YAML::convert<bool>::decode(value, parsed)) return parsed;
+  Error(value.Mark(), path + ": expected true or false, got " + KindOf(value));
+  return std::nullopt;
+}
+
+bool YamlErrorCollector::SectionIsMapping(const YAML::Node& value, const std::string& path) {
+  if (value.IsNull()) return false;
+  if (value.IsMap()) return true;
+  Error(value.Mark(), path + ": expected a mapping, got " + KindOf(value));
+  return false;
+}
+
 std::vector<ConfigError> YamlErrorCollector::TakeSortedErrors() {
   std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& left, const ConfigError& right) {
     return std::pair(left.line, left.column) < std::pair(right.line, right.column);

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,15 @@ class YamlErrorCollector {
   void UnknownKey(const YAML::Node& key, const std::string& path, std::string_view allowed);
   // The errors, sorted by position (stable for one position).
   std::vector<ConfigError> TakeSortedErrors();
+
+  // Typed values, each reporting what is wrong at the right position. `key:` with nothing
+  // after it is reported at the key (yaml-cpp marks the missing value at the next token).
+  bool RejectNull(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  std::optional<std::string> String(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  std::optional<bool> Bool(const YAML::Node& key, const YAML::Node& value, const std::string& path);
+  // False for a null section (every entry commented out: nothing configured) and, reported,
+  // for anything but a mapping.
+  bool SectionIsMapping(const YAML::Node& value, const std::string& path);
 
   // Yields the (key, value) pairs of a mapping, reporting non-string and duplicate keys
   // (yaml-cpp keeps both copies of a duplicate silently; the first would win unseen).
