@@ -95,6 +95,11 @@ void Pidfd::SetReapIsPolled(bool polled) {
   g_reap_is_polled.store(polled, std::memory_order_relaxed);
 }
 
+bool Pidfd::HasExited() const {
+  pollfd request{fd_.get(), POLLIN, 0};
+  return poll(&request, 1, 0) == 1;
+}
+
 bool Pidfd::IsReaped() const {
   if (g_reap_is_polled.load(std::memory_order_relaxed)) {
     // events = 0: POLLIN is set for a zombie already, only POLLHUP says "reaped" (6.9+).

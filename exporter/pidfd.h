@@ -60,6 +60,8 @@ class Pidfd {
   // POLLHUP (6.9+). On older kernels (SetReapIsPolled(false)) pidfd_send_signal(fd, 0)
   // fails with ESRCH; where that is not permitted, /proc/self/fdinfo says "Pid: -1".
   bool IsReaped() const;
+  // True once the whole thread group exited (the pidfd is readable): a zombie or reaped.
+  bool HasExited() const;
   // The fdinfo way alone (one open, read and close).
   bool ReapedPerFdinfo() const;
   // Set once at start-up from ProbeKernelFeatures().reap_events: whether poll() tells a

@@ -335,7 +335,19 @@ void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns) {
 void Tracker::HandleExitAndReap(WatchedProcess& process, int64_t monotonic_ns) {
   const bool together = !process.zombie;
   if (together) HandleExit(process, monotonic_ns);
-  HandleReap(process, monotonic_ns, together);
+  HandleReap(process, ReapStamp(process, monotonic_ns, together), together);
+}
+
+int64_t Tracker::ReapStamp(const WatchedProcess& process, int64_t now, bool first_sight) {
+  // With EPOLLHUP (6.9+) the wake-up is the reap. Without, a reap is only found by looking:
+  // it happened after the last sight of the zombie (its exit, if it was never seen as one)
+  // and before now, and the midpoint halves the worst error (ReapWatch::ReportedLatency).
+  // That matters when the loop wakes late: a busy machine, a starved VM.
+  if (reap_timer_id_ < 0 || !process.zombie || !process.zombie->exit.observed) return now;
+  const int64_t exit_ns = process.zombie->exit.monotonic_ns;
+  if (first_sight) return exit_ns + ReapWatch::ReportedLatency(exit_ns, exit_ns, now);
+  const auto reap = reap_watch_.FoundReaped(process.key, now);
+  return reap ? reap->reap_ns : now;
 }
 
 void Tracker::ReadZombieDetails(WatchedProcess& process, const ProcessStat* known_stat) {
@@ -442,7 +454,8 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
   }
   const std::optional<uint32_t> status = WaitStatus(process);
   if (!status && connector_) {
-    ParkExit(process.attributes.pid, ParkedExit{process.member->slot, reap, MonotonicNanoseconds()});
+    ParkExit(process.attributes.pid,
+             ParkedExit{process.member->slot, reap, MonotonicNanoseconds(), std::nullopt});
   } else {
     if (reap) accounting_.Reaped(*reap);
     accounting_.ExitCounted(process.member->slot, status);
@@ -464,20 +477,34 @@ bool Tracker::CompleteParkedExit(const ProcEvent& event) {
   auto found = parked_exits_.find(event.pid);
   if (found == parked_exits_.end()) return false;
   ParkedExit& parked = found->second;
+  if (!EventOfParkedExit(parked, event)) return false;
   const auto stamp = static_cast<int64_t>(event.timestamp_ns);
-  // An exit stamped after the reap we parked belongs to the PID's next process.
-  if (parked.reap && stamp > parked.reap->reaped_monotonic_ns) return false;
-  if (!parked.reap && stamp > parked.parked_ns) return false;
   if (parked.reap) {
     ReapFacts& reap = *parked.reap;
     if (stamp < reap.exit.monotonic_ns) reap.exit.monotonic_ns = stamp;
-    reap.exit_stamped_by_kernel = true;
+    // Stamped after the reap (6.1 sends the event after waking the parent): not an exit time.
+    reap.exit_stamped_by_kernel = stamp <= reap.reaped_monotonic_ns;
     reap.released_at_exit = event.parent_tgid == 0;
     accounting_.Reaped(reap);
   }
   accounting_.ExitCounted(parked.slot, event.exit_code);
   parked_exits_.erase(found);
   return true;
+}
+
+bool Tracker::EventOfParkedExit(const ParkedExit& parked, const ProcEvent& event) const {
+  // The stamp alone cannot say: before 6.15 do_exit() queues the exit event after
+  // exit_notify() woke the parent, so the event can be stamped after the reap we saw. What can
+  // take the event is the PID's next process, and its fork event is queued before its exit
+  // event (proc_fork_connector() runs before the child can run): without such a fork since
+  // parking, the event is the parked process's (docs/architecture.md, "PID reuse").
+  if (!parked.successor_forked_ns) return true;
+  const auto stamp = static_cast<int64_t>(event.timestamp_ns);
+  if (stamp < *parked.successor_forked_ns) return true;  // the next process did not exist yet
+  // Both may have exited. Only a next process we watch, still running, rules itself out;
+  // otherwise the parked exit stays unknown rather than take another process's status.
+  auto successor = key_by_pid_.find(event.pid);
+  return successor != key_by_pid_.end() && !processes_.at(successor->second).pidfd.HasExited();
 }
 
 void Tracker::FlushParkedExits(int64_t parked_before) {

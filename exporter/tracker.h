@@ -197,6 +197,8 @@ class Tracker {
   void HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together);
   // Exit then reap of a process whose pidfd reported both (or that we settle at once).
   void HandleExitAndReap(WatchedProcess& process, int64_t monotonic_ns);
+  // When to say the reap seen at `now` happened (`first_sight`: its exit was seen at once too).
+  int64_t ReapStamp(const WatchedProcess& process, int64_t now, bool first_sight);
   // A provisional process exited: promote it if its last known identity matches; false
   // when it was dropped (forgotten or unattributed).
   bool ResolveProvisionalExit(WatchedProcess& process);
@@ -270,17 +272,20 @@ class Tracker {
   // process is readable only from the connector's exit event, and exit_notify() wakes the
   // pidfd and the parent before that event is even queued: a parent that reaps at once (and
   // may fork the PID's next process) leaves us a reap without a status. Its exit is counted when
-  // the event comes (matched by PID and stamped before the reap), or as unknown once the
-  // connector's queue was read empty kParkedExitWaitNs after it.
+  // the event comes (matched by PID: EventOfParkedExit), or as unknown once the connector's
+  // queue was read empty kParkedExitWaitNs after it.
   struct ParkedExit {
     size_t slot = 0;
     std::optional<ReapFacts> reap;  // nullopt: no latency to observe (exit never observed)
     int64_t parked_ns = 0;
+    // The connector's stamp of the fork that gave the PID to its next process, once seen.
+    std::optional<int64_t> successor_forked_ns;
   };
   static constexpr int64_t kParkedExitWaitNs = 20'000'000;
   void ParkExit(int pid, ParkedExit parked);
   // The exit event of a parked exit: counts it. False when `event` is no parked exit's.
   bool CompleteParkedExit(const ProcEvent& event);
+  bool EventOfParkedExit(const ParkedExit& parked, const ProcEvent& event) const;
   // Counts parked exits parked before `parked_before` as unknown.
   void FlushParkedExits(int64_t parked_before);
   std::unordered_map<int, ParkedExit> parked_exits_;  // by pid

@@ -108,6 +108,8 @@ std::optional<std::string> Tracker::ForkedComm(int parent_pid) {
 void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   unmatched_.erase(child_pid);
   ghosts_.erase(child_pid);
+  if (auto parked = parked_exits_.find(child_pid); parked != parked_exits_.end())
+    parked->second.successor_forked_ns.emplace(static_cast<int64_t>(timestamp_ns));
   if (!SettleStale(child_pid)) return;
   // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
   std::optional<std::string> comm = ForkedComm(parent_pid);
@@ -261,8 +263,7 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
     // on, and its pidfd is not readable yet. Such an event says nothing about the process's
     // exit (docs/architecture.md, "Thread leaders"); the process's real end, when a non-leader
     // thread is the last, comes only as a thread event and through the pidfd.
-    pollfd exited{process.pidfd.fd(), POLLIN, 0};
-    if (poll(&exited, 1, 0) == 0) return;
+    if (!process.pidfd.HasExited()) return;
   }
   NoteConnectorExit(process, event);
   // It exec'd and its new name was gone before we could read it: the record has it.
