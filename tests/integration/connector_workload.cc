@@ -25,27 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// The port in a logfmt line like `... msg="Listening on" address=127.0.0.1:43567`.
-std::optional<int> ListeningPort(std::string_view log) {
-  size_t position = 0;
-  while ((position = log.find("Listening on", position)) != std::string_view::npos) {
-    size_t line_end = log.find('\n', position);
-    if (line_end == std::string_view::npos) return std::nullopt;
-    std::string_view line = log.substr(position, line_end - position);
-    position = line_end;
-    size_t address = line.find("address=");
-    if (address == std::string_view::npos) continue;
-    std::string_view value = line.substr(address + 8);
-    value = value.substr(0, value.find(' '));
-    while (!value.empty() && value.back() == '"') value.remove_suffix(1);
-    size_t colon = value.rfind(':');
-    if (colon == std::string_view::npos) continue;
-    int port = std::atoi(std::string(value.substr(colon + 1)).c_str());
-    if (port > 0) return port;
-  }
-  return std::nullopt;
-}
-
 // In the forked child: brings the new namespace's loopback up (async-signal-safe calls only).
 bool LoopbackUp() {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -136,7 +115,7 @@ bool LastPidWriter::Set(pid_t last) {
 
 NetnsExporter::~NetnsExporter() {
   if (pid_ > 0) KillAndReap();
-  if (drain_thread_.joinable()) drain_thread_.join();
+  output_.Join();
   if (netns_fd_ >= 0) close(netns_fd_);
 }
 
@@ -188,22 +167,18 @@ testing::AssertionResult NetnsExporter::Spawn(const std::string& config_yaml) {
     _exit(122);
   }
   close(output[1]);
-  drain_thread_ = std::thread([this, fd = output[0]] { DrainOutput(fd); });
+  output_.Start(output[0]);
   return testing::AssertionSuccess();
 }
 
 testing::AssertionResult NetnsExporter::Start(const std::string& config_yaml) {
   if (auto spawned = Spawn(config_yaml); !spawned) return spawned;
-  std::unique_lock lock(mutex_);
-  output_changed_.wait_for(lock, std::chrono::seconds(10), [this] {
-    if (auto port = ListeningPort(output_)) port_ = *port;
-    return port_ > 0 || output_closed_;
-  });
-  if (port_ <= 0) {
+  const std::optional<int> port = output_.WaitForListeningPort(std::chrono::seconds(10));
+  if (!port) {
     return testing::AssertionFailure() << "the exporter in a new network namespace did not listen:\n"
-                                       << output_;
+                                       << output_.Text();
   }
-  lock.unlock();
+  port_ = *port;
   // It listens, so it unshared long ago: its namespace is the one to join for HTTP.
   const std::string path = "/proc/" + std::to_string(pid_) + "/ns/net";
   netns_fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -219,7 +194,7 @@ std::optional<int> NetnsExporter::RunUntilExit(const std::string& config_yaml, m
     pid_t result = waitpid(pid_, &status, WNOHANG);
     if (result == pid_) {
       pid_ = -1;
-      if (drain_thread_.joinable()) drain_thread_.join();
+      output_.Join();
       return status;
     }
     std::this_thread::sleep_for(milliseconds(10));  // polling period
@@ -228,26 +203,8 @@ std::optional<int> NetnsExporter::RunUntilExit(const std::string& config_yaml, m
   return std::nullopt;
 }
 
-void NetnsExporter::DrainOutput(int fd) {
-  char buffer[8192];
-  while (true) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    std::lock_guard lock(mutex_);
-    if (n <= 0) {
-      output_closed_ = true;
-      output_changed_.notify_all();
-      break;
-    }
-    output_.append(buffer, static_cast<size_t>(n));
-    output_changed_.notify_all();
-  }
-  close(fd);
-}
-
 std::string NetnsExporter::Log() const {
-  std::lock_guard lock(mutex_);
-  return output_;
+  return output_.Text();
 }
 
 testing::AssertionResult NetnsExporter::Scrape(Metrics* metrics, std::string* body) const {

@@ -88,18 +88,13 @@ class NetnsExporter {
 
  private:
   testing::AssertionResult Spawn(const std::string& config_yaml);
-  void DrainOutput(int fd);
   void KillAndReap();
 
   TempDir directory_;
   pid_t pid_ = -1;
   int netns_fd_ = -1;
   int port_ = 0;
-  std::thread drain_thread_;
-  mutable std::mutex mutex_;
-  std::condition_variable output_changed_;
-  std::string output_;
-  bool output_closed_ = false;
+  ProcessOutput output_;
 };
 
 }  // namespace integration

@@ -230,7 +230,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 
 ExporterProcess::~ExporterProcess() {
   if (running()) KillAndReap();
-  if (drain_thread_.joinable()) drain_thread_.join();
+  output_.Join();
   if (pidfd_ >= 0) close(pidfd_);
 }
 
@@ -258,37 +258,65 @@ testing::AssertionResult ExporterProcess::Start(const std::string& config_yaml,
   if (spawned.pid < 0) return testing::AssertionFailure() << spawned.error;
   pid_ = spawned.pid;
   pidfd_ = PidfdOpen(pid_);
-  drain_thread_ = std::thread([this, fd = spawned.output_fd] { DrainOutput(fd); });
+  output_.Start(spawned.output_fd);
 
-  std::unique_lock lock(mutex_);
-  bool found = output_changed_.wait_for(lock, std::chrono::seconds(10), [this] {
-    if (auto port = ListeningPort(output_)) port_ = *port;
-    return port_ > 0 || output_closed_;
-  });
-  if (port_ > 0) return testing::AssertionSuccess();
-  lock.unlock();
-  std::string reason = found ? "the exporter closed its output (exited?) before listening"
-                             : "no \"Listening on\" log line within 10 s";
+  bool closed = false;
+  if (auto port = output_.WaitForListeningPort(std::chrono::seconds(10), &closed)) {
+    port_ = *port;
+    return testing::AssertionSuccess();
+  }
+  std::string reason = closed ? "the exporter closed its output (exited?) before listening"
+                              : "no \"Listening on\" log line within 10 s";
   return testing::AssertionFailure() << reason << "\nconfig:\n"
                                      << config_yaml << "\nexporter log:\n"
                                      << LogTail();
 }
 
-void ExporterProcess::DrainOutput(int fd) {
+void ProcessOutput::Start(int fd) {
+  thread_ = std::thread([this, fd] { Drain(fd); });
+}
+
+void ProcessOutput::Drain(int fd) {
   char buffer[8192];
   while (true) {
     ssize_t n = read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     std::lock_guard lock(mutex_);
     if (n <= 0) {
-      output_closed_ = true;
-      output_changed_.notify_all();
+      closed_ = true;
+      changed_.notify_all();
       break;
     }
-    output_.append(buffer, static_cast<size_t>(n));
-    output_changed_.notify_all();
+    text_.append(buffer, static_cast<size_t>(n));
+    changed_.notify_all();
   }
   close(fd);
+}
+
+std::optional<int> ProcessOutput::WaitForListeningPort(std::chrono::milliseconds timeout, bool* closed) {
+  std::optional<int> port;
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] {
+    port = ListeningPort(text_);
+    return port.has_value() || closed_;
+  });
+  if (closed != nullptr) *closed = closed_;
+  return port;
+}
+
+void ProcessOutput::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string ProcessOutput::Text() const {
+  std::lock_guard lock(mutex_);
+  return text_;
+}
+
+std::string ProcessOutput::Tail(size_t bytes) const {
+  std::lock_guard lock(mutex_);
+  if (text_.size() <= bytes) return text_;
+  return "[...]" + text_.substr(text_.size() - bytes);
 }
 
 HttpResult ExporterProcess::Get(const std::string& path, const std::vector<std::string>& headers) const {
@@ -350,7 +378,7 @@ std::optional<ExporterExit> ExporterProcess::Stop(milliseconds timeout) {
   while (waitpid(pid_, &exit.status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
-  if (drain_thread_.joinable()) drain_thread_.join();
+  output_.Join();
   return exit;
 }
 
@@ -374,14 +402,11 @@ std::vector<ExporterProcess::PidfdTarget> ExporterProcess::PidfdTargets() const 
 }
 
 std::string ExporterProcess::Log() const {
-  std::lock_guard lock(mutex_);
-  return output_;
+  return output_.Text();
 }
 
 std::string ExporterProcess::LogTail(size_t bytes) const {
-  std::lock_guard lock(mutex_);
-  if (output_.size() <= bytes) return output_;
-  return "[...]" + output_.substr(output_.size() - bytes);
+  return output_.Tail(bytes);
 }
 
 }  // namespace integration

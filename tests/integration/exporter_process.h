@@ -61,6 +61,36 @@ struct ExporterExit {
   std::chrono::milliseconds elapsed{0};  // from SIGTERM to exit
 };
 
+// The combined stdout and stderr of a child, read on a thread of its own as it comes, so that
+// a test can wait for a log line while the child runs.
+class ProcessOutput {
+ public:
+  ProcessOutput() = default;
+  ~ProcessOutput() { Join(); }
+  ProcessOutput(const ProcessOutput&) = delete;
+  ProcessOutput& operator=(const ProcessOutput&) = delete;
+
+  // Reads `fd` (and closes it) until the child's end is closed.
+  void Start(int fd);
+  // The port of the exporter's "Listening on" log line, waiting up to `timeout`; nullopt when
+  // the output closed first (*closed = true) or the time ran out.
+  std::optional<int> WaitForListeningPort(std::chrono::milliseconds timeout, bool* closed = nullptr);
+  // Waits for the end of the output (the child exited and its descriptors closed).
+  void Join();
+  std::string Text() const;
+  // The last `bytes` of Text(), for failure messages.
+  std::string Tail(size_t bytes) const;
+
+ private:
+  void Drain(int fd);
+
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string text_;     // guarded by mutex_
+  bool closed_ = false;  // guarded by mutex_
+};
+
 class ExporterProcess {
  public:
   ExporterProcess() = default;
@@ -112,7 +142,6 @@ class ExporterProcess {
   std::string LogTail(size_t bytes = 6000) const;
 
  private:
-  void DrainOutput(int fd);
   bool running() const { return pid_ > 0; }
   void KillAndReap();
 
@@ -122,11 +151,7 @@ class ExporterProcess {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int port_ = 0;
-  std::thread drain_thread_;
-  mutable std::mutex mutex_;
-  std::condition_variable output_changed_;
-  std::string output_;          // guarded by mutex_
-  bool output_closed_ = false;  // guarded by mutex_
+  ProcessOutput output_;
 };
 
 }  // namespace integration
