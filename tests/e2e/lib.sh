@@ -71,6 +71,33 @@ wait_for() {
   pass "$what"
 }
 
+# listening_address LOG: the address in the exporter's "Listening on" log line (empty until then).
+listening_address() { grep -o 'msg="Listening on" address=127\.0\.0\.1:[0-9]*' "$1" | head -1 | cut -d= -f3; }
+
+# start_prometheus BINARY CONFIG DIR SECONDS: a Prometheus server on a free loopback port with
+# its data and log (prometheus.log) in DIR, ready within SECONDS; sets PROM (host:port) and
+# PROM_PID, counts a pass or a failure. A free port can be taken between the probe and the
+# bind: three attempts.
+start_prometheus() {
+  local binary=$1 config=$2 dir=$3 seconds=$4 attempt end
+  PROM_PID=
+  for attempt in 1 2 3; do
+    PROM=127.0.0.1:$(free_port)
+    rm -rf "$dir/data"
+    "$binary" --config.file="$config" --storage.tsdb.path="$dir/data" \
+      --web.listen-address="$PROM" --log.level=warn >"$dir/prometheus.log" 2>&1 &
+    PROM_PID=$!
+    end=$((SECONDS + seconds))
+    while [ $SECONDS -lt $end ] && kill -0 "$PROM_PID" 2>/dev/null && ! curl -sf "http://$PROM/-/ready" >/dev/null 2>&1; do sleep 0.2; done
+    curl -sf "http://$PROM/-/ready" >/dev/null 2>&1 && break
+    kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null; PROM_PID=
+  done
+  if [ -n "$PROM_PID" ]; then pass "prometheus ready on $PROM"; return 0; fi
+  fail "prometheus did not start"
+  tail -20 "$dir/prometheus.log"
+  return 1
+}
+
 # A TCP port on 127.0.0.1 that was free a moment ago (python3, or $PY when the test set it).
 free_port() {
   "${PY:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -51,7 +51,7 @@ discovery:
 EOF
 "$EXPORTER" --config.file="$TMP/exporter.yml" --web.listen-address=127.0.0.1:0 2> "$TMP/exporter.log" &
 EXPORTER_PID=$!
-exporter_address() { grep -o 'msg="Listening on" address=127\.0\.0\.1:[0-9]*' "$TMP/exporter.log" | head -1 | cut -d= -f3; }
+exporter_address() { listening_address "$TMP/exporter.log"; }
 if ! wait_for 15 "exporter listening" exporter_address; then cat "$TMP/exporter.log"; finish; fi
 TARGET=$(exporter_address)
 wait_for 15 "exporter ready (/-/ready)" curl -sf "http://$TARGET/-/ready"
@@ -75,19 +75,7 @@ scrape_configs:
       - targets: ["$TARGET"]
 EOF
 check "promtool check config" promtool check config "$TMP/prometheus.yml"
-prom_ready() { curl -sf "http://$PROM/-/ready"; }
-for attempt in 1 2 3; do   # a free port can be taken between the probe and the bind: retry
-  PROM=127.0.0.1:$(free_port)
-  rm -rf "$TMP/data"
-  "$PROMETHEUS" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
-    --web.listen-address="$PROM" --log.level=warn > "$TMP/prometheus.log" 2>&1 &
-  PROM_PID=$!
-  end=$((SECONDS + 20))
-  while [ $SECONDS -lt $end ] && kill -0 "$PROM_PID" 2>/dev/null && ! prom_ready >/dev/null 2>&1; do sleep 0.2; done
-  prom_ready >/dev/null 2>&1 && break
-  kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null; PROM_PID=
-done
-if [ -n "$PROM_PID" ]; then pass "prometheus ready on $PROM"; else fail "prometheus did not start"; tail -20 "$TMP/prometheus.log"; finish; fi
+start_prometheus "$PROMETHEUS" "$TMP/prometheus.yml" "$TMP" 20 || finish
 
 # query EXPR: prints the JSON result of an instant query
 query() { curl -sf -G "http://$PROM/api/v1/query" --data-urlencode "query=$1"; }

@@ -56,7 +56,7 @@ discovery:
 EOF
 "$EXPORTER" --config.file="$TMP/exporter.yml" --web.listen-address=127.0.0.1:0 2> "$TMP/exporter.log" &
 EXPORTER_PID=$!
-exporter_address() { grep -o 'msg="Listening on" address=127\.0\.0\.1:[0-9]*' "$TMP/exporter.log" | head -1 | cut -d= -f3; }
+exporter_address() { listening_address "$TMP/exporter.log"; }
 if ! wait_for 15 "exporter listening" exporter_address; then cat "$TMP/exporter.log"; finish; fi
 ADDR=$(exporter_address)
 URL="http://$ADDR/"

@@ -196,20 +196,8 @@ scrape_configs:
     static_configs:
       - targets: ["$BASIC"]
 EOF
-prom_ready() { curl -sf "http://$PROM/-/ready"; }
-PROM_PID=
-for attempt in 1 2 3; do   # a free port can be taken between the probe and the bind: retry
-  PROM=127.0.0.1:$(free_port)
-  rm -rf "$TMP/data"
-  "$PROMETHEUS" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
-    --web.listen-address="$PROM" --log.level=warn > "$TMP/prometheus.log" 2>&1 &
-  PROM_PID=$!
-  end=$((SECONDS + 30))
-  while [ $SECONDS -lt $end ] && kill -0 "$PROM_PID" 2>/dev/null && ! prom_ready >/dev/null 2>&1; do sleep 0.2; done
-  if prom_ready >/dev/null 2>&1; then PIDS+=("$PROM_PID"); break; fi
-  kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null; PROM_PID=
-done
-if [ -n "$PROM_PID" ]; then pass "prometheus ready on $PROM"; else fail "prometheus did not start"; tail -20 "$TMP/prometheus.log"; finish; fi
+start_prometheus "$PROMETHEUS" "$TMP/prometheus.yml" "$TMP" 30 || finish
+PIDS+=("$PROM_PID")
 
 # target_health JOB WANT: true when /api/v1/targets shows JOB's target with health WANT.
 target_health() {
