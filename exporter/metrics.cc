@@ -119,98 +119,91 @@ std::string SanitizeLabelValue(std::string_view raw, size_t max_bytes) {
   return out;
 }
 
+namespace {
+
+// A family's name and help text (docs: README, "Metrics").
+struct FamilySpec {
+  const char* name;
+  const char* help;
+};
+
+template <typename Metric>
+prometheus::Family<Metric>& Register(prometheus::Registry& registry, const FamilySpec& spec) {
+  return prometheus::detail::Builder<Metric>().Name(spec.name).Help(spec.help).Register(registry);
+}
+
+// Name and help of each family, in the order of the members they initialize (metrics.h).
+constexpr FamilySpec kProcessesFamily{"pidfd_processes",
+                                      "Processes of the set watched now (running or zombie)."};
+constexpr FamilySpec kStartsFamily{"pidfd_process_starts_total", "Processes that joined the set."};
+constexpr FamilySpec kExitsFamily{"pidfd_process_exits_total",
+                                  "Processes of the set that ended, by reason (exited, killed, dumped, "
+                                  "unknown) and code (exit status or signal name)."};
+constexpr FamilySpec kReapLatencyFamily{"pidfd_reap_latency_seconds",
+                                        "Time from a process's exit to its parent's wait() collecting it."};
+constexpr FamilySpec kLifetimeFamily{"pidfd_process_lifetime_seconds",
+                                     "Time from a process's start to its exit."};
+constexpr FamilySpec kZombiesFamily{
+    "pidfd_zombies", "Processes of the set that exited and are not yet reaped by their parent."};
+constexpr FamilySpec kZombiesByParentFamily{
+    "pidfd_zombies_by_parent",
+    "Zombies of the set by the command name of the parent that must reap them; present while non-zero."};
+constexpr FamilySpec kOldestZombieFamily{
+    "pidfd_oldest_zombie_exit_timestamp_seconds",
+    "Unix time of the exit of the set's oldest current zombie; absent when there is none."};
+constexpr FamilySpec kBuildInfoFamily{"pidfd_exporter_build_info",
+                                      "Version and git revision of the running exporter; always 1."};
+constexpr FamilySpec kKernelFeatureFamily{
+    "pidfd_exporter_kernel_feature",
+    "Whether the running kernel (and the exporter's privileges) provide a feature: 1 yes, 0 no."};
+constexpr FamilySpec kWatchedPidfdsFamily{"pidfd_exporter_watched_pidfds",
+                                          "Pidfds the exporter holds open and watches."};
+constexpr FamilySpec kMissedExitsFamily{"pidfd_exporter_missed_exits_total",
+                                        "Exits of set members seen only by the proc connector, without a "
+                                        "pidfd in time (no reap latency for them)."};
+constexpr FamilySpec kUnattributedExitsFamily{
+    "pidfd_exporter_unattributed_exits_total",
+    "Exits of processes that vanished before their identity could be read, so no set could be given."};
+constexpr FamilySpec kErrorsFamily{"pidfd_exporter_errors_total", "Failed operations by kind."};
+constexpr FamilySpec kScanDurationFamily{"pidfd_exporter_scan_duration_seconds",
+                                         "Duration of full /proc reconciliation scans."};
+constexpr FamilySpec kReloadSuccessfulFamily{"pidfd_exporter_config_last_reload_successful",
+                                             "Whether the last configuration load or reload succeeded."};
+constexpr FamilySpec kReloadTimestampFamily{"pidfd_exporter_config_last_reload_success_timestamp_seconds",
+                                            "Unix time of the last successful configuration load or reload."};
+constexpr FamilySpec kSetOverflowsFamily{"pidfd_exporter_set_overflows_total",
+                                         "Set names counted under set=\"_other\" because limits.max_sets "
+                                         "other sets were live; each name once while \"_other\" lives."};
+constexpr FamilySpec kSetsExpiredFamily{
+    "pidfd_exporter_sets_expired_total",
+    "Templated sets removed with their series after limits.idle_set_timeout without member or event."};
+constexpr FamilySpec kSetsFamily{"pidfd_exporter_sets",
+                                 "Sets live now, \"_other\" not included (at most limits.max_sets)."};
+
+}  // namespace
+
 Metrics::Metrics(const Config& config)
     : registry_(std::make_shared<prometheus::Registry>()),
-      processes_family_(BuildGauge()
-                            .Name("pidfd_processes")
-                            .Help("Processes of the set watched now (running or zombie).")
-                            .Register(*registry_)),
-      starts_family_(BuildCounter()
-                         .Name("pidfd_process_starts_total")
-                         .Help("Processes that joined the set.")
-                         .Register(*registry_)),
-      exits_family_(
-          BuildCounter()
-              .Name("pidfd_process_exits_total")
-              .Help("Processes of the set that ended, by reason (exited, killed, dumped, unknown) and "
-                    "code (exit status or signal name).")
-              .Register(*registry_)),
-      reap_latency_family_(BuildHistogram()
-                               .Name("pidfd_reap_latency_seconds")
-                               .Help("Time from a process's exit to its parent's wait() collecting it.")
-                               .Register(*registry_)),
-      lifetime_family_(BuildHistogram()
-                           .Name("pidfd_process_lifetime_seconds")
-                           .Help("Time from a process's start to its exit.")
-                           .Register(*registry_)),
-      zombies_family_(BuildGauge()
-                          .Name("pidfd_zombies")
-                          .Help("Processes of the set that exited and are not yet reaped by their parent.")
-                          .Register(*registry_)),
-      zombies_by_parent_family_(
-          BuildGauge()
-              .Name("pidfd_zombies_by_parent")
-              .Help("Zombies of the set by the command name of the parent that must reap "
-                    "them; present while non-zero.")
-              .Register(*registry_)),
-      oldest_zombie_family_(BuildGauge()
-                                .Name("pidfd_oldest_zombie_exit_timestamp_seconds")
-                                .Help("Unix time of the exit of the set's oldest current zombie; absent when "
-                                      "there is none.")
-                                .Register(*registry_)),
-      build_info_family_(BuildGauge()
-                             .Name("pidfd_exporter_build_info")
-                             .Help("Version and git revision of the running exporter; always 1.")
-                             .Register(*registry_)),
-      kernel_feature_family_(BuildGauge()
-                                 .Name("pidfd_exporter_kernel_feature")
-                                 .Help("Whether the running kernel (and the exporter's privileges) provide a "
-                                       "feature: 1 yes, 0 no.")
-                                 .Register(*registry_)),
-      watched_pidfds_family_(BuildGauge()
-                                 .Name("pidfd_exporter_watched_pidfds")
-                                 .Help("Pidfds the exporter holds open and watches.")
-                                 .Register(*registry_)),
-      missed_exits_family_(BuildCounter()
-                               .Name("pidfd_exporter_missed_exits_total")
-                               .Help("Exits of set members seen only by the proc connector, without a pidfd "
-                                     "in time (no reap latency for them).")
-                               .Register(*registry_)),
-      unattributed_exits_family_(BuildCounter()
-                                     .Name("pidfd_exporter_unattributed_exits_total")
-                                     .Help("Exits of processes that vanished before their identity could be "
-                                           "read, so no set could be given.")
-                                     .Register(*registry_)),
-      errors_family_(BuildCounter()
-                         .Name("pidfd_exporter_errors_total")
-                         .Help("Failed operations by kind.")
-                         .Register(*registry_)),
-      scan_duration_family_(BuildHistogram()
-                                .Name("pidfd_exporter_scan_duration_seconds")
-                                .Help("Duration of full /proc reconciliation scans.")
-                                .Register(*registry_)),
-      reload_successful_family_(BuildGauge()
-                                    .Name("pidfd_exporter_config_last_reload_successful")
-                                    .Help("Whether the last configuration load or reload succeeded.")
-                                    .Register(*registry_)),
-      reload_timestamp_family_(BuildGauge()
-                                   .Name("pidfd_exporter_config_last_reload_success_timestamp_seconds")
-                                   .Help("Unix time of the last successful configuration load or reload.")
-                                   .Register(*registry_)),
-      set_overflows_family_(BuildCounter()
-                                .Name("pidfd_exporter_set_overflows_total")
-                                .Help("Set names counted under set=\"_other\" because limits.max_sets other "
-                                      "sets were live; each name once while \"_other\" lives.")
-                                .Register(*registry_)),
-      sets_expired_family_(BuildCounter()
-                               .Name("pidfd_exporter_sets_expired_total")
-                               .Help("Templated sets removed with their series after limits.idle_set_timeout "
-                                     "without member or event.")
-                               .Register(*registry_)),
-      sets_family_(BuildGauge()
-                       .Name("pidfd_exporter_sets")
-                       .Help("Sets live now, \"_other\" not included (at most limits.max_sets).")
-                       .Register(*registry_)),
+      processes_family_(Register<prometheus::Gauge>(*registry_, kProcessesFamily)),
+      starts_family_(Register<prometheus::Counter>(*registry_, kStartsFamily)),
+      exits_family_(Register<prometheus::Counter>(*registry_, kExitsFamily)),
+      reap_latency_family_(Register<prometheus::Histogram>(*registry_, kReapLatencyFamily)),
+      lifetime_family_(Register<prometheus::Histogram>(*registry_, kLifetimeFamily)),
+      zombies_family_(Register<prometheus::Gauge>(*registry_, kZombiesFamily)),
+      zombies_by_parent_family_(Register<prometheus::Gauge>(*registry_, kZombiesByParentFamily)),
+      oldest_zombie_family_(Register<prometheus::Gauge>(*registry_, kOldestZombieFamily)),
+      build_info_family_(Register<prometheus::Gauge>(*registry_, kBuildInfoFamily)),
+      kernel_feature_family_(Register<prometheus::Gauge>(*registry_, kKernelFeatureFamily)),
+      watched_pidfds_family_(Register<prometheus::Gauge>(*registry_, kWatchedPidfdsFamily)),
+      missed_exits_family_(Register<prometheus::Counter>(*registry_, kMissedExitsFamily)),
+      unattributed_exits_family_(Register<prometheus::Counter>(*registry_, kUnattributedExitsFamily)),
+      errors_family_(Register<prometheus::Counter>(*registry_, kErrorsFamily)),
+      scan_duration_family_(Register<prometheus::Histogram>(*registry_, kScanDurationFamily)),
+      reload_successful_family_(Register<prometheus::Gauge>(*registry_, kReloadSuccessfulFamily)),
+      reload_timestamp_family_(Register<prometheus::Gauge>(*registry_, kReloadTimestampFamily)),
+      set_overflows_family_(Register<prometheus::Counter>(*registry_, kSetOverflowsFamily)),
+      sets_expired_family_(Register<prometheus::Counter>(*registry_, kSetsExpiredFamily)),
+      sets_family_(Register<prometheus::Gauge>(*registry_, kSetsFamily)),
       watched_pidfds_(watched_pidfds_family_.Add({})),
       unattributed_exits_(unattributed_exits_family_.Add({})),
       scan_duration_(scan_duration_family_.Add(
