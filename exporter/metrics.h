@@ -108,6 +108,9 @@ class Metrics {
   void CountError(const std::string& operation);
   void SetKernelFeatures(const KernelFeatures& features);
   void SetWatchedPidfds(int64_t count);
+  // One round of reap checks (kernels before 6.9): `checks` made, `delayed` when the cap left
+  // due checks for later (reap latencies then less precise than max(1 ms, 2 %)).
+  void ReapChecksMade(size_t checks, bool delayed);
   void ScanDuration(double seconds);
   void ConfigReloaded(bool successful, double now_unix_seconds);
   // Counts the exporter's open descriptors for process_open_fds. Listing /proc/self/fd
@@ -179,6 +182,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& set_overflows_family_;
   prometheus::Family<prometheus::Counter>& sets_expired_family_;
   prometheus::Family<prometheus::Gauge>& sets_family_;
+  prometheus::Family<prometheus::Counter>& reap_checks_family_;
+  prometheus::Family<prometheus::Counter>& reap_checks_delayed_family_;
   prometheus::Gauge& watched_pidfds_;
   prometheus::Counter& unattributed_exits_;
   prometheus::Histogram& scan_duration_;
@@ -187,6 +192,8 @@ class Metrics {
   prometheus::Counter& set_overflows_;
   prometheus::Counter& sets_expired_;
   prometheus::Gauge& live_sets_gauge_;
+  prometheus::Counter& reap_checks_;
+  prometheus::Counter& reap_checks_delayed_;
   std::map<std::string, prometheus::Counter*> errors_;
 
   std::vector<double> reap_latency_buckets_;

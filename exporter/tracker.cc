@@ -61,7 +61,9 @@ void Tracker::ArmReapTimer() {
 // between its last zombie check and now (ReapWatch::FoundReaped).
 void Tracker::OnReapTimer() {
   const int64_t now = MonotonicNanoseconds();
+  const uint64_t delayed_before = reap_watch_.cap_reached();
   reap_watch_.TakeDue(now, &reap_due_);
+  metrics_->ReapChecksMade(reap_due_.size(), reap_watch_.cap_reached() != delayed_before);
   for (uint64_t key : reap_due_) {
     auto found = processes_.find(key);
     if (found == processes_.end()) continue;

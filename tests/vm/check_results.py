@@ -175,6 +175,15 @@ def check_health(checker, final, features):
     for feature, expected in features.items():
         got = value(final, "pidfd_exporter_kernel_feature", feature=feature)
         checker.check(f"kernel_feature {feature} = {expected}", got == expected, f"scraped {got}")
+    # Reaps are found by checks exactly when the kernel has no reap events, and this workload's
+    # few zombies never reach the cap on checks per second.
+    checks = value(final, "pidfd_exporter_reap_checks_total")
+    delayed = value(final, "pidfd_exporter_reap_checks_delayed_total")
+    if features.get("reap_events") == 0:
+        checker.check("reap checks made, none delayed by the cap", (checks or 0) > 0 and delayed == 0,
+                      f"checks {checks}, delayed {delayed}")
+    elif features.get("reap_events") == 1:
+        checker.check("no reap checks with reap events", checks == 0, f"checks {checks}")
     # reuse_b may exit at once after its exec: seen by the connector alone is fine there.
     missed = {set_name: value(final, "pidfd_exporter_missed_exits_total", set=set_name) or 0 for set_name in SETS}
     unattributed = value(final, "pidfd_exporter_unattributed_exits_total") or 0
