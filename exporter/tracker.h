@@ -108,6 +108,10 @@ class Tracker {
     std::optional<Member> member;
     bool name_unknown = false;  // exec'd, and gone before its new name could be read
     std::optional<ConnectorExit> connector_exit;
+    // An exit event of its PID that came while its pidfd said "running": a leader thread that
+    // exited before its process, or the exit of the process we meant when this pidfd is its
+    // PID's next process (SettleMistakenIdentity tells them apart).
+    std::optional<ConnectorExit> exit_event_while_running;
     std::optional<Zombie> zombie;  // nullopt while it runs
   };
   // A process the connector reported whose pidfd could not be opened in time (reaped
@@ -235,8 +239,14 @@ class Tracker {
   // The record of an exit event when the tracker needs it now (an exec'd process whose new
   // name is unknown); otherwise the event is noted for later pairing and this returns null.
   std::optional<TaskExitRecord> RecordForExit(const ProcEvent& event);
-  // A PID is about to be reused: the process we still hold under it must be reaped.
-  bool SettleStale(int pid);
+  // A fork (stamped `forked_ns`) of `pid`: settles the process we still hold under it. False
+  // when what we hold is this fork's own process already (a scan found it first).
+  bool SettleStale(int pid, int64_t forked_ns);
+  // The pidfd we hold for a process adopted at an earlier fork of `pid` is this fork's: it was
+  // opened after the process we meant was reaped and its PID handed out again
+  // (docs/architecture.md, "PID reuse"). Counts the one we meant from its exit event and
+  // forgets the pidfd.
+  void SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns);
 
   static int64_t MonotonicNanoseconds();
 

@@ -82,19 +82,48 @@ void Tracker::OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* rec
   }
 }
 
-bool Tracker::SettleStale(int pid) {
+bool Tracker::SettleStale(int pid, int64_t forked_ns) {
   auto stale = key_by_pid_.find(pid);
   if (stale == key_by_pid_.end()) return true;
   WatchedProcess& old = processes_.at(stale->second);
+  // Meant as the process of an earlier fork of this PID, which was reaped before this fork:
+  // a pidfd opened after this fork (both on CLOCK_MONOTONIC), or one still unreaped now (a
+  // PID is free only once reaped), is this fork's process.
+  const bool meant_earlier = old.fork_monotonic_ns && *old.fork_monotonic_ns < forked_ns;
+  const bool reaped = old.pidfd.IsReaped();
+  if (meant_earlier && (old.adopted_monotonic_ns > forked_ns || !reaped)) {
+    SettleMistakenIdentity(old, forked_ns);
+    return true;
+  }
+  if (!reaped) return false;  // this fork's own process, which a scan found first
   // The PID was handed out again, so the process we hold under it was reaped; its pidfd
   // event may still be queued behind this connector event: settle it now.
-  if (!old.pidfd.IsReaped()) return false;
   if (!old.member) {
     Forget(old.key);
     return true;
   }
   HandleExitAndReap(old, MonotonicNanoseconds());
   return true;
+}
+
+void Tracker::SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns) {
+  // We opened it at the fork event of the process we meant, after that one was reaped and a
+  // sibling got its PID (the parent check of PIDFD_GET_INFO cannot tell siblings apart).
+  // Whatever the events of the process we meant did to this entry (its rename, its set) was
+  // right for it. Its exit event came while "its" pidfd ran (set aside), or after this pidfd's
+  // process exited too (taken as the entry's), or (6.1 sends it after the reap) is to come.
+  metrics_->CountError("pid_reused_before_pidfd_open");
+  if (held.member) {
+    const size_t slot = held.member->slot;
+    const std::optional<ConnectorExit>& exit_event =
+        held.exit_event_while_running ? held.exit_event_while_running : held.connector_exit;
+    if (exit_event)
+      accounting_.ExitWithoutPidfd(slot, exit_event->wait_status);
+    else
+      ParkExit(held.attributes.pid, ParkedExit{slot, std::nullopt, MonotonicNanoseconds(), forked_ns});
+  }
+  // Its next process is the fork being handled: adopted afresh from it.
+  Forget(held.key);
 }
 
 std::optional<std::string> Tracker::ForkedComm(int parent_pid) {
@@ -110,7 +139,7 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   ghosts_.erase(child_pid);
   if (auto parked = parked_exits_.find(child_pid); parked != parked_exits_.end())
     parked->second.successor_forked_ns.emplace(static_cast<int64_t>(timestamp_ns));
-  if (!SettleStale(child_pid)) return;
+  if (!SettleStale(child_pid, static_cast<int64_t>(timestamp_ns))) return;
   // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
   std::optional<std::string> comm = ForkedComm(parent_pid);
   if (!comm) return;
@@ -129,6 +158,7 @@ void Tracker::AdoptForkFromEvent(int child_pid, int parent_pid, const std::strin
                                  uint64_t timestamp_ns) {
   // The matchers look at the comm alone, and a fork has its parent's comm (a later exec or
   // rename arrives as its own event): no /proc read at all on this hot path.
+  const int64_t before_open = MonotonicNanoseconds();
   Pidfd pidfd = OpenPidfd(child_pid);
   if (!pidfd.valid()) return;
   auto info = pidfd.GetInfo(Pidfd::kInfoPid);
@@ -141,7 +171,10 @@ void Tracker::AdoptForkFromEvent(int child_pid, int parent_pid, const std::strin
   attributes.comm = parent_comm;
   std::optional<Membership> membership = assigner_.Assign(attributes, LineageOf(parent_pid, {}));
   WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(attributes), membership, /*fresh_fork=*/true);
-  if (adopted) adopted->fork_monotonic_ns = static_cast<int64_t>(timestamp_ns);
+  if (!adopted) return;
+  adopted->fork_monotonic_ns = static_cast<int64_t>(timestamp_ns);
+  // When the pidfd was opened, at the latest: SettleStale compares it with later forks.
+  adopted->adopted_monotonic_ns = before_open;
 }
 
 void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
@@ -262,8 +295,13 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
     // still run (it exited first, or another thread's execve replaced it): the process lives
     // on, and its pidfd is not readable yet. Such an event says nothing about the process's
     // exit (docs/architecture.md, "Thread leaders"); the process's real end, when a non-leader
-    // thread is the last, comes only as a thread event and through the pidfd.
-    if (!process.pidfd.HasExited()) return;
+    // thread is the last, comes only as a thread event and through the pidfd. Kept aside: when
+    // this pidfd turns out to be the PID's next process, it was the exit of the one we meant.
+    if (!process.pidfd.HasExited()) {
+      process.exit_event_while_running =
+          ConnectorExit{static_cast<int64_t>(event.timestamp_ns), event.exit_code, event.parent_tgid};
+      return;
+    }
   }
   NoteConnectorExit(process, event);
   // It exec'd and its new name was gone before we could read it: the record has it.

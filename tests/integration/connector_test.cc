@@ -543,7 +543,9 @@ void PidReuseScenario(ExporterProcess& exporter, bool a_watched_first, double un
             << metrics.ValueOrZero(kMissed, Set(set_a))
             << " missed; B: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_b)) << " with latency, "
             << metrics.ValueOrZero(kMissed, Set(set_b)) << " missed; unattributed since start "
-            << unattributed(metrics) << "\n";
+            << unattributed(metrics) << "; pidfds that reached a sibling "
+            << metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "pid_reused_before_pidfd_open"}})
+            << "\n";
 }
 
 TEST_F(ConnectorTest, PidReuseAcrossSetsNeverMisattributes) {
