@@ -2,7 +2,7 @@
 // counter — `oom_kill N` in memory.oom_control (cgroup v1; local to the cgroup) or in
 // memory.events.local (cgroup v2; local, unlike memory.events, which counts descendants too).
 // CgroupOomCounter knows where the memory hierarchy is mounted, which memory cgroup a process is
-// in (/proc/PID/cgroup; a zombie still shows its cgroup until the reap) and can list every memory
+// in (/proc/PID/cgroup; on cgroup v1 a zombie already shows the root) and can list every memory
 // cgroup's counter. It never decides which process a kill hit (oom_attribution does).
 // Parsers are pure functions over text; the reader has no state beyond the mount. Any thread.
 #pragma once

@@ -160,13 +160,16 @@ void OomAttribution::ListCounters() {
   correlator_.Expire(MonotonicNanoseconds());
 }
 
-std::optional<CgroupOomReading> OomAttribution::ReadCgroup(int pid) const {
+std::optional<std::string> OomAttribution::MemoryCgroupOf(int pid) const {
   if (!counter_) return std::nullopt;
-  std::optional<std::string> cgroup = counter_->CgroupOf(pid);
-  if (!cgroup) return std::nullopt;
-  const std::optional<uint64_t> kills = counter_->OomKills(*cgroup);
+  return counter_->CgroupOf(pid);
+}
+
+std::optional<CgroupOomReading> OomAttribution::ReadCounter(std::string cgroup) const {
+  if (!counter_) return std::nullopt;
+  const std::optional<uint64_t> kills = counter_->OomKills(cgroup);
   if (!kills) return std::nullopt;
-  return CgroupOomReading{std::move(*cgroup), *kills};
+  return CgroupOomReading{std::move(cgroup), *kills};
 }
 
 void OomAttribution::Attribute(SigkillExit exit, std::function<void(bool)> count) {

@@ -27,8 +27,8 @@
 
 namespace pidfd_exporter {
 
-// The memory cgroup of a process and its OOM kill count, read while it was a zombie (its cgroup
-// is readable until the reap).
+// The memory cgroup of a process (read while a zombie, or noted when it joined its set) and that
+// cgroup's OOM kill count read while it was a zombie.
 struct CgroupOomReading {
   std::string cgroup;
   uint64_t oom_kills = 0;
@@ -104,9 +104,14 @@ class OomAttribution {
   bool HasLog() const { return log_ != nullptr; }
   bool HasCounter() const { return counter_.has_value(); }
 
-  // The cgroup reading of a zombie (the caller confirms the PID afterwards). nullopt without
-  // the counter source or when unreadable.
-  std::optional<CgroupOomReading> ReadCgroup(int pid) const;
+  // Whether the tracker must note each member's memory cgroup while it runs: the counter is the
+  // only source, and on cgroup v1 a zombie already shows the root cgroup in /proc/PID/cgroup.
+  bool WantsCgroupsOfMembers() const { return counter_ && !log_; }
+  // The memory cgroup of `pid` (the caller confirms the PID afterwards); nullopt without the
+  // counter source or when unreadable.
+  std::optional<std::string> MemoryCgroupOf(int pid) const;
+  // The OOM kill count of `cgroup` now.
+  std::optional<CgroupOomReading> ReadCounter(std::string cgroup) const;
   // Decides `exit` and calls `count(oom_killed)` once: at once when the evidence is in, else
   // within kHoldNs (when the log line or other SIGKILL exits of the cgroup may still come).
   void Attribute(SigkillExit exit, std::function<void(bool oom_killed)> count);

@@ -202,6 +202,7 @@ void Tracker::SetMembership(WatchedProcess& process, std::optional<Membership> m
     // the new one, where its exit will be counted.
     if (process.member) metrics_->ProcessLeft(process.member->slot);
     metrics_->ProcessJoined(slot);
+    if (oom_ && !process.zombie) NoteMemoryCgroup(process);
   }
   const bool gains_children = membership->children && !had_children;
   process.member = Member{std::move(*membership), slot};

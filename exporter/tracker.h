@@ -117,6 +117,8 @@ class Tracker {
     bool name_unknown = false;  // exec'd, and gone before its new name could be read
     std::optional<ConnectorExit> connector_exit;
     std::optional<Zombie> zombie;  // nullopt while it runs
+    // Its memory cgroup when it joined a set, where OomAttribution::WantsCgroupsOfMembers().
+    std::optional<std::string> memory_cgroup;
   };
   // A process the connector reported whose pidfd could not be opened in time (reaped
   // already): what is known of it, so that its exit event can still be counted.
@@ -235,6 +237,8 @@ class Tracker {
   void CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitIdentity identity);
   // After a SIGKILL the zombie's memory cgroup and its OOM kill count, for the verdict.
   void ReadOomEvidence(WatchedProcess& process);
+  // A member joined a set: its memory cgroup, while /proc still shows it.
+  void NoteMemoryCgroup(WatchedProcess& process);
   // The resources of process `pid`, counted in `slot` once its records are read.
   void ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot);
   void OnResourcesTimer();

@@ -24,9 +24,17 @@ void Tracker::ReadOomEvidence(WatchedProcess& process) {
   else
     status = process.zombie->proc_wait_status;
   if (!status || !ExitAccounting::IsSigkill(*status)) return;
-  std::optional<CgroupOomReading> reading = oom_->ReadCgroup(process.attributes.pid);
-  // Read by PID: still this process only if it was not reaped meanwhile.
-  if (reading && !process.pidfd.IsReaped()) process.zombie->oom_cgroup = std::move(reading);
+  // Read by PID: still this process only if it was not reaped meanwhile. On cgroup v1 a zombie
+  // shows the root memory cgroup: the cgroup noted when it joined its set is used then.
+  std::optional<std::string> cgroup = oom_->MemoryCgroupOf(process.attributes.pid);
+  if (!cgroup || *cgroup == "/" || process.pidfd.IsReaped()) cgroup = process.memory_cgroup;
+  if (cgroup) process.zombie->oom_cgroup = oom_->ReadCounter(std::move(*cgroup));
+}
+
+void Tracker::NoteMemoryCgroup(WatchedProcess& process) {
+  if (!oom_->WantsCgroupsOfMembers()) return;
+  std::optional<std::string> cgroup = oom_->MemoryCgroupOf(process.attributes.pid);
+  if (cgroup && !process.pidfd.IsReaped()) process.memory_cgroup = std::move(cgroup);
 }
 
 void Tracker::CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitIdentity identity) {
