@@ -230,6 +230,7 @@ class Tracker {
     int64_t watched_since_ns = 0;
     int64_t exit_ns = 0;
     std::optional<CgroupOomReading> oom_cgroup;
+    std::optional<std::string> memory_cgroup;  // noted at the join, for a count read at the exit
   };
   ExitIdentity IdentityOf(const WatchedProcess& process, int64_t now_ns) const;
   // The one place a watched member's exit is counted: reason (oom_killed when the OOM killer's,

@@ -11,6 +11,7 @@ Tracker::ExitIdentity Tracker::IdentityOf(const WatchedProcess& process, int64_t
   identity.watched_since_ns = process.adopted_monotonic_ns;
   identity.exit_ns = process.zombie ? process.zombie->exit.monotonic_ns : now_ns;
   if (process.zombie) identity.oom_cgroup = process.zombie->oom_cgroup;
+  identity.memory_cgroup = process.memory_cgroup;
   return identity;
 }
 
@@ -49,6 +50,9 @@ void Tracker::CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitId
   exit.watched_since_ns = identity.watched_since_ns;
   exit.exit_ns = identity.exit_ns;
   exit.reading = std::move(identity.oom_cgroup);
+  // Exit and reap seen together: no zombie was read, the count is read now.
+  if (!exit.reading && identity.memory_cgroup)
+    exit.reading = oom_->ReadCounter(std::move(*identity.memory_cgroup));
   // Held at most OomAttribution::kHoldNs; the slot stays valid (an exit is an event of its set,
   // which cannot expire that fast).
   oom_->Attribute(std::move(exit), [this, slot, wait_status](bool oom_killed) {
