@@ -93,8 +93,10 @@ std::optional<std::string> ParseMemoryCgroupPath(std::string_view proc_cgroup, b
     const std::string_view id = line.substr(0, first);
     const std::string_view controllers = line.substr(first + 1, second - first - 1);
     const bool wanted = v2 ? (id == "0" && controllers.empty()) : HasWord(controllers, "memory");
-    if (wanted && second + 1 < line.size() && line[second + 1] == '/')
-      path = std::string(line.substr(second + 1));
+    const std::string_view value = line.substr(second + 1);
+    // A process outside our cgroup namespace shows "/../..": no directory of our mount is its.
+    if (wanted && value.starts_with('/') && value.find("/..") == std::string_view::npos)
+      path = std::string(value);
   });
   return path;
 }

@@ -27,7 +27,8 @@ struct MemoryCgroupMount {
 // option, else the first "cgroup2" mount (the caller checks its cgroup.controllers).
 std::optional<MemoryCgroupMount> ParseMemoryCgroupMount(std::string_view mountinfo);
 // The memory cgroup path of a /proc/PID/cgroup text: the v1 line whose controller list holds
-// "memory", or for v2 the "0::" line. nullopt when there is none.
+// "memory", or for v2 the "0::" line. nullopt when there is none, or when the path leaves the
+// reader's cgroup namespace ("/../x").
 std::optional<std::string> ParseMemoryCgroupPath(std::string_view proc_cgroup, bool v2);
 // The `oom_kill N` line of memory.oom_control or memory.events(.local).
 std::optional<uint64_t> ParseOomKillCount(std::string_view text);

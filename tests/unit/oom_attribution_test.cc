@@ -116,6 +116,7 @@ TEST(CgroupOomCounterTest, MemoryPathOfEachVersion) {
   EXPECT_EQ(ParseMemoryCgroupPath("0::/kubepods/pod1/c\n", true), "/kubepods/pod1/c");
   EXPECT_FALSE(ParseMemoryCgroupPath("4:memoryx:/a\n", false));
   EXPECT_FALSE(ParseMemoryCgroupPath("4:memory:/a\n", true));
+  EXPECT_FALSE(ParseMemoryCgroupPath("0::/../../kubepods/pod1\n", true));  // outside our namespace
 }
 
 TEST(CgroupOomCounterTest, OomKillCountOfEachFile) {
