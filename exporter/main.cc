@@ -380,6 +380,7 @@ class Reloader {
         taskstats_mode_(running.taskstats),
         reap_latency_buckets_(running.reap_latency_buckets),
         lifetime_buckets_(running.lifetime_buckets),
+        peak_rss_buckets_(running.peak_rss_buckets),
         features_(features),
         loop_(loop),
         metrics_(metrics),
@@ -399,7 +400,8 @@ class Reloader {
     }
     if (next.config->proc_connector != connector_mode_ || next.config->taskstats != taskstats_mode_ ||
         next.config->reap_latency_buckets != reap_latency_buckets_ ||
-        next.config->lifetime_buckets != lifetime_buckets_) {
+        next.config->lifetime_buckets != lifetime_buckets_ ||
+        next.config->peak_rss_buckets != peak_rss_buckets_) {
       LogWarn(
           "discovery.proc_connector, discovery.taskstats and histogram buckets take effect at the next "
           "restart");
@@ -430,6 +432,7 @@ class Reloader {
   const DiscoveryMode taskstats_mode_;
   const std::vector<double> reap_latency_buckets_;
   const std::vector<double> lifetime_buckets_;
+  const std::vector<double> peak_rss_buckets_;
   const KernelFeatures& features_;
   EventLoop* loop_;
   Metrics* metrics_;
