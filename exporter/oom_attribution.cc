@@ -28,7 +28,8 @@ bool OomCorrelator::LogComplete(bool log_open, int64_t now_ns) const {
   return log_open && (!last_loss_ns_ || now_ns - *last_loss_ns_ > kMemoryNs);
 }
 
-void OomCorrelator::CountersListed(const std::map<std::string, uint64_t>& counts, bool complete) {
+void OomCorrelator::CountersListed(const std::map<std::string, uint64_t>& counts, bool complete,
+                                   int64_t now_ns) {
   const bool first = !listed_complete_ && cgroups_.empty();
   for (auto state = cgroups_.begin(); state != cgroups_.end();) {
     if (counts.count(state->first) == 0 && state->second.sigkill_exits_ns.empty())
@@ -49,6 +50,7 @@ void OomCorrelator::CountersListed(const std::map<std::string, uint64_t>& counts
     cgroup_state.last_listed = count;
   }
   listed_complete_ = complete;
+  listed_ns_ = now_ns;
 }
 
 void OomCorrelator::CgroupExitSeen(const SigkillExit& exit) {
@@ -81,6 +83,9 @@ std::optional<bool> OomCorrelator::CgroupVerdict(const SigkillExit& exit) {
   if (found == cgroups_.end()) return std::nullopt;
   CgroupState& state = found->second;
   std::vector<int64_t>& exits = state.sigkill_exits_ns;
+  // A rise a listing already showed well before this exit was another process's kill.
+  if (listed_ns_ && *listed_ns_ < exit.exit_ns - kVictimExitDelayNs)
+    state.accounted = std::max(state.accounted, state.last_listed);
   const uint64_t rise =
       exit.reading->oom_kills > state.accounted ? exit.reading->oom_kills - state.accounted : 0;
   const auto nearby = static_cast<uint64_t>(std::count_if(exits.begin(), exits.end(), [&](int64_t other) {
@@ -156,8 +161,9 @@ void OomAttribution::ReadLog() {
 
 void OomAttribution::ListCounters() {
   const std::map<std::string, uint64_t> counts = counter_->ListAll();
-  correlator_.CountersListed(counts, counts.size() < CgroupOomCounter::kMaxCgroups);
-  correlator_.Expire(MonotonicNanoseconds());
+  const int64_t now = MonotonicNanoseconds();
+  correlator_.CountersListed(counts, counts.size() < CgroupOomCounter::kMaxCgroups, now);
+  correlator_.Expire(now);
 }
 
 std::optional<std::string> OomAttribution::MemoryCgroupOf(int pid) const {

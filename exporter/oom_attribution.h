@@ -51,6 +51,9 @@ class OomCorrelator {
   static constexpr int64_t kMemoryNs = 10'000'000'000;
   // SIGKILL exits of one cgroup this close together share one rise of its counter.
   static constexpr int64_t kSameCgroupWindowNs = 1'000'000'000;
+  // The longest a victim takes from the counter's rise to its exit (teardown of a large address
+  // space included) that the correlator allows for.
+  static constexpr int64_t kVictimExitDelayNs = 2'000'000'000;
 
   // A victim named by the kernel log, read at `read_ns`.
   void VictimLogged(const OomKill& kill, int64_t read_ns);
@@ -61,8 +64,9 @@ class OomCorrelator {
   // A listing of every memory cgroup's count (CgroupOomCounter::ListAll). `complete`: nothing was
   // left out, so a cgroup missing from it was created after it (its count started at 0 then).
   // A rise that stayed unexplained for a whole listing period (a victim we do not watch) is
-  // accounted for, so it cannot be given to a later kill -9.
-  void CountersListed(const std::map<std::string, uint64_t>& counts, bool complete);
+  // accounted for, so it cannot be given to a later kill -9; so is a rise a listing showed more
+  // than kVictimExitDelayNs before an exit (a victim exits right after its kill).
+  void CountersListed(const std::map<std::string, uint64_t>& counts, bool complete, int64_t now_ns);
   // A SIGKILL exit with a cgroup reading happened (called once per exit, before Decide).
   void CgroupExitSeen(const SigkillExit& exit);
   // The verdict now. `final`: no more waiting (the hold ended), so kWait is never returned.
@@ -89,6 +93,7 @@ class OomCorrelator {
   std::unordered_map<int, Victim> victims_;  // by PID, the latest
   std::map<std::string, CgroupState> cgroups_;
   bool listed_complete_ = false;
+  std::optional<int64_t> listed_ns_;  // when the last listing was taken
   std::optional<int64_t> last_loss_ns_;
 };
 

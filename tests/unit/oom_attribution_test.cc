@@ -171,7 +171,7 @@ TEST(OomCorrelatorTest, LineOfAnEarlierHolderOfThePidIsNotThisProcess) {
 
 TEST(OomCorrelatorTest, CgroupRiseWithOneSigkillExitIsOomKilled) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   const SigkillExit exit = Exit(60, 200 * kMs, CgroupOomReading{"/a", 1});
   correlator.CgroupExitSeen(exit);
   EXPECT_EQ(correlator.Decide(exit, 200 * kMs, false, false), OomVerdict::kWait);
@@ -184,7 +184,7 @@ TEST(OomCorrelatorTest, CgroupRiseWithOneSigkillExitIsOomKilled) {
 
 TEST(OomCorrelatorTest, CgroupWithoutRiseIsKilled) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 3}}, true);
+  correlator.CountersListed({{"/a", 3}}, true, 0);
   const SigkillExit exit = Exit(62, 200 * kMs, CgroupOomReading{"/a", 3});
   correlator.CgroupExitSeen(exit);
   EXPECT_EQ(correlator.Decide(exit, 250 * kMs, false, true), OomVerdict::kKilled);
@@ -192,7 +192,7 @@ TEST(OomCorrelatorTest, CgroupWithoutRiseIsKilled) {
 
 TEST(OomCorrelatorTest, OneRiseAndTwoSigkillExitsIsNeither) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   const SigkillExit first = Exit(63, 200 * kMs, CgroupOomReading{"/a", 1});
   const SigkillExit second = Exit(64, 210 * kMs, CgroupOomReading{"/a", 1});
   correlator.CgroupExitSeen(first);
@@ -203,7 +203,7 @@ TEST(OomCorrelatorTest, OneRiseAndTwoSigkillExitsIsNeither) {
 
 TEST(OomCorrelatorTest, TwoRisesAndTwoSigkillExitsAreBoth) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   const SigkillExit first = Exit(65, 200 * kMs, CgroupOomReading{"/a", 2});
   const SigkillExit second = Exit(66, 210 * kMs, CgroupOomReading{"/a", 2});
   correlator.CgroupExitSeen(first);
@@ -214,7 +214,7 @@ TEST(OomCorrelatorTest, TwoRisesAndTwoSigkillExitsAreBoth) {
 
 TEST(OomCorrelatorTest, CgroupCreatedAfterTheListingStartsAtZero) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   const SigkillExit exit = Exit(67, 200 * kMs, CgroupOomReading{"/new", 1});
   correlator.CgroupExitSeen(exit);
   EXPECT_EQ(correlator.Decide(exit, 250 * kMs, false, true), OomVerdict::kOomKilled);
@@ -229,17 +229,32 @@ TEST(OomCorrelatorTest, WithoutAListingThereIsNoBaseline) {
 
 TEST(OomCorrelatorTest, RiseUnclaimedForAPeriodIsAnUnwatchedVictim) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
-  correlator.CountersListed({{"/a", 1}}, true);  // an unwatched process was OOM-killed
-  correlator.CountersListed({{"/a", 1}}, true);  // and nothing claimed it for a period
+  correlator.CountersListed({{"/a", 0}}, true, 0);
+  correlator.CountersListed({{"/a", 1}}, true, 0);  // an unwatched process was OOM-killed
+  correlator.CountersListed({{"/a", 1}}, true, 0);  // and nothing claimed it for a period
   const SigkillExit exit = Exit(69, 200 * kMs, CgroupOomReading{"/a", 1});
   correlator.CgroupExitSeen(exit);
   EXPECT_EQ(correlator.Decide(exit, 250 * kMs, false, true), OomVerdict::kKilled);
 }
 
+TEST(OomCorrelatorTest, RiseListedWellBeforeTheExitIsAnotherProcesssKill) {
+  OomCorrelator correlator;
+  correlator.CountersListed({{"/a", 0}}, true, 0);
+  correlator.CountersListed({{"/a", 1}}, true, 1000 * kMs);  // an unwatched process was OOM-killed
+  // A kill -9 of a watched process 5 s after the listing that showed the rise.
+  const SigkillExit exit = Exit(73, 6000 * kMs, CgroupOomReading{"/a", 1});
+  correlator.CgroupExitSeen(exit);
+  EXPECT_EQ(correlator.Decide(exit, 6100 * kMs, false, true), OomVerdict::kKilled);
+  // The victim of a rise the listing showed just before its exit is still its kill's.
+  correlator.CountersListed({{"/a", 2}}, true, 7000 * kMs);
+  const SigkillExit victim = Exit(74, 7100 * kMs, CgroupOomReading{"/a", 2});
+  correlator.CgroupExitSeen(victim);
+  EXPECT_EQ(correlator.Decide(victim, 7200 * kMs, false, true), OomVerdict::kOomKilled);
+}
+
 TEST(OomCorrelatorTest, LostLogRecordsFallBackToTheCgroup) {
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   correlator.LogLost(150 * kMs);
   EXPECT_FALSE(correlator.LogComplete(true, 200 * kMs));
   const SigkillExit exit = Exit(70, 200 * kMs, CgroupOomReading{"/a", 1});
@@ -251,7 +266,7 @@ TEST(OomCorrelatorTest, LostLogRecordsFallBackToTheCgroup) {
 TEST(OomCorrelatorTest, CompleteLogOverrulesTheCgroup) {
   // The log names every victim: a rise without a line is an unwatched process's OOM kill.
   OomCorrelator correlator;
-  correlator.CountersListed({{"/a", 0}}, true);
+  correlator.CountersListed({{"/a", 0}}, true, 0);
   const SigkillExit exit = Exit(71, 200 * kMs, CgroupOomReading{"/a", 1});
   correlator.CgroupExitSeen(exit);
   EXPECT_EQ(correlator.Decide(exit, 250 * kMs, true, true), OomVerdict::kKilled);
