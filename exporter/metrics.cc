@@ -132,8 +132,8 @@ Metrics::Metrics(const Config& config)
       exits_family_(
           BuildCounter()
               .Name("pidfd_process_exits_total")
-              .Help("Processes of the set that ended, by reason (exited, killed, dumped, unknown) and "
-                    "code (exit status or signal name).")
+              .Help("Processes of the set that ended, by reason (exited, killed, oom_killed, dumped, "
+                    "unknown) and code (exit status or signal name).")
               .Register(*registry_)),
       reap_latency_family_(BuildHistogram()
                                .Name("pidfd_reap_latency_seconds")
