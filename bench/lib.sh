@@ -29,7 +29,7 @@ ensure_build() {
   fi
   local tries
   for tries in 1 2 3; do
-    cmake --build "$BUILD" --target pidfd_exporter micro_bench bench_sleepers bench_forker bench_accuracy \
+    cmake --build "$BUILD" --target pidfd_exporter micro_bench bench_sleepers bench_forker bench_accuracy bench_resources \
       >"$WORK/build.log" 2>&1 && return 0
     echo "build failed (attempt $tries; other engineers' files may be mid-edit), retrying in 20 s" >&2
     tail -5 "$WORK/build.log" >&2
@@ -98,7 +98,9 @@ stop_sleepers() {
 # so EXPORTER_PID is the exporter itself).
 start_exporter() {
   local log="$WORK/exporter.$RANDOM.log"
-  ${EXPORTER_PREFIX:-} "$EXPORTER" --config.file="$1" --web.listen-address=127.0.0.1:0 2>"$log" &
+  # EXPORTER_ARGS: more flags (e.g. --debug.disable-kernel-features=exit_resources).
+  # shellcheck disable=SC2086
+  ${EXPORTER_PREFIX:-} "$EXPORTER" --config.file="$1" --web.listen-address=127.0.0.1:0 ${EXPORTER_ARGS:-} 2>"$log" &
   EXPORTER_PID=$!
   EXPORTER_LOG=$log
   _bench_pids+=("$EXPORTER_PID")

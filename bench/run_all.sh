@@ -19,6 +19,7 @@ if [ $QUICK = 1 ]; then
   "$BENCH/accuracy.sh" --quick
   "$BENCH/micro.sh" --quick
   SCRAPES=10 "$BENCH/stalled.sh" --quick
+  N=100 "$BENCH/exit_resources.sh" --quick
   exit 0
 fi
 
@@ -37,4 +38,5 @@ MEMORY_CSV=$OUT/memory.csv run memory memory.sh
 run accuracy accuracy.sh
 run micro micro.sh
 run stalled stalled.sh
+run exit_resources exit_resources.sh
 "$BENCH/plot.sh" "$OUT"

@@ -419,8 +419,10 @@ class ConfigParser : private YamlErrorCollector {
         ParseBuckets(key, entry, path, config.reap_latency_buckets);
       } else if (key.Scalar() == "lifetime_seconds") {
         ParseBuckets(key, entry, path, config.lifetime_buckets);
+      } else if (key.Scalar() == "peak_rss_bytes") {
+        ParseBuckets(key, entry, path, config.peak_rss_buckets);
       } else {
-        UnknownKey(key, "histograms", "reap_latency_seconds, lifetime_seconds");
+        UnknownKey(key, "histograms", "reap_latency_seconds, lifetime_seconds, peak_rss_bytes");
       }
     });
   }

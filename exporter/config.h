@@ -64,6 +64,9 @@ struct Config {
   std::optional<std::chrono::milliseconds> idle_set_timeout = std::chrono::minutes(15);
   std::vector<double> reap_latency_buckets{0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600};
   std::vector<double> lifetime_buckets{0.01, 0.1, 1, 10, 60, 600, 3600, 86400};
+  // 1 MiB to 16 GiB, by 4x.
+  std::vector<double> peak_rss_buckets{1048576,   4194304,    16777216,   67108864,
+                                       268435456, 1073741824, 4294967296, 17179869184};
 };
 
 struct ConfigResult {

@@ -1,5 +1,7 @@
 #include "exit_accounting.h"
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <algorithm>
@@ -96,14 +98,26 @@ void ExitAccounting::PublishOldest(size_t slot) {
       slot, times == exit_times_.end() ? std::nullopt : std::optional<double>(*times->second.begin()));
 }
 
-void ExitAccounting::ExitCounted(size_t slot, std::optional<uint32_t> wait_status) {
+void ExitAccounting::ExitCounted(size_t slot, std::optional<uint32_t> wait_status, bool oom_killed) {
   const double now = SecondsOn(CLOCK_REALTIME, NowNanoseconds(CLOCK_MONOTONIC));
   if (!wait_status) {
     metrics_->ExitCounted(slot, "unknown", "", now);
     return;
   }
   const ExitReason reason = DescribeWaitStatus(static_cast<int>(*wait_status));
-  metrics_->ExitCounted(slot, reason.reason, reason.code, now);
+  // Only a SIGKILL can be the OOM killer's (a core dump or any other signal is not).
+  const bool by_oom_killer = oom_killed && IsSigkill(*wait_status);
+  metrics_->ExitCounted(slot, by_oom_killer ? "oom_killed" : reason.reason, reason.code, now);
+}
+
+bool ExitAccounting::IsSigkill(uint32_t wait_status) {
+  const int status = static_cast<int>(wait_status);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !WCOREDUMP(status);
+}
+
+void ExitAccounting::ExitResourcesCounted(size_t slot, const ProcessResources& resources) {
+  metrics_->ExitResourcesObserved(slot, resources.user_seconds, resources.system_seconds,
+                                  resources.peak_rss_bytes, resources.read_bytes, resources.write_bytes);
 }
 
 double ExitAccounting::ReapLatencySeconds(const ReapFacts& facts) {

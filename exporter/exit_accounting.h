@@ -1,5 +1,6 @@
-// ExitAccounting: the only writer of how processes end — exits (reason and code), reap
-// latency, lifetime, missed and unattributed exits, the zombie gauges and the zombie board
+// ExitAccounting: the only writer of how processes end — exits (reason and code, oom_killed
+// when exporter/oom_attribution.h says so), what exited processes used (CPU, peak memory, I/O),
+// reap latency, lifetime, missed and unattributed exits, the zombie gauges and the zombie board
 // of the status page. The tracker reports facts (a zombie appeared, a process was reaped, an
 // exit was seen with no pidfd); this unit decides what they mean for the metrics: which exit
 // status wins among its sources, when a reap latency is 0, which clock a time is shown in.
@@ -15,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exit_resources.h"
 #include "metrics.h"
 #include "status_page.h"
 
@@ -78,7 +80,11 @@ class ExitAccounting {
   void ZombieReparented(uint64_t key, int parent_pid, std::string parent_label);
   bool IsZombie(uint64_t key) const { return zombies_.count(key) > 0; }
   // The exit of a watched member, once: reason and code from `wait_status` (unknown when none).
-  void ExitCounted(size_t slot, std::optional<uint32_t> wait_status);
+  // `oom_killed`: the OOM killer sent its SIGKILL (reason "oom_killed"); ignored unless the
+  // status is a SIGKILL.
+  void ExitCounted(size_t slot, std::optional<uint32_t> wait_status, bool oom_killed = false);
+  // What an exited member used (exporter/exit_resources.h), once per process.
+  void ExitResourcesCounted(size_t slot, const ProcessResources& resources);
   // Reap latency and lifetime of a reaped member whose exit was observed.
   void Reaped(const ReapFacts& facts);
   // A member that ended before any pidfd could be opened: counted from its exit event alone.
@@ -89,6 +95,9 @@ class ExitAccounting {
   // --- any thread ---
   // The current zombies, oldest first.
   std::vector<StatusZombie> Zombies() const;
+
+  // A wait status of a SIGKILL (no core dump): the only end the OOM killer gives.
+  static bool IsSigkill(uint32_t wait_status);
 
   // The reap latency a ReapFacts yields: 0 when the kernel released the process at its exit.
   static double ReapLatencySeconds(const ReapFacts& facts);

@@ -23,8 +23,9 @@ bool Fits(const TaskExitRecord& record, const ExitEventKey& exit) {
 
 }  // namespace
 
-ExitRecordBook::ExitRecordBook(std::unique_ptr<TaskstatsListener> listener, ErrorCounter count_error)
-    : listener_(std::move(listener)), count_error_(std::move(count_error)) {}
+ExitRecordBook::ExitRecordBook(std::unique_ptr<TaskstatsListener> listener, ErrorCounter count_error,
+                               RecordObserver observe)
+    : listener_(std::move(listener)), count_error_(std::move(count_error)), observe_(std::move(observe)) {}
 
 void ExitRecordBook::Read() {
   for (int round = 0; round < 16; ++round) {
@@ -35,6 +36,7 @@ void ExitRecordBook::Read() {
     for (TaskExitRecord& record : batch_.records) {
       const int pid = record.pid;
       record.received_monotonic_ns = now;
+      if (observe_) observe_(record, now);
       records_[pid].push_back(std::move(record));
     }
     // Lost records cost only names: their exits are still counted, as unattributed at worst.

@@ -28,7 +28,10 @@ struct ExitEventKey {
 class ExitRecordBook {
  public:
   using ErrorCounter = std::function<void(std::string_view operation)>;
-  ExitRecordBook(std::unique_ptr<TaskstatsListener> listener, ErrorCounter count_error);
+  // Sees every record as it is read, threads' too (exporter/exit_resources.h sums them).
+  using RecordObserver = std::function<void(const TaskExitRecord& record, int64_t now_ns)>;
+  ExitRecordBook(std::unique_ptr<TaskstatsListener> listener, ErrorCounter count_error,
+                 RecordObserver observe = nullptr);
 
   // An exit event whose record is not needed now: paired later, in a batch, off the path of
   // fresh forks (at once when kMaxNotedExits are waiting).
@@ -63,6 +66,7 @@ class ExitRecordBook {
 
   std::unique_ptr<TaskstatsListener> listener_;
   ErrorCounter count_error_;
+  RecordObserver observe_;
   TaskstatsBatch batch_;
   // By task id, oldest first.
   std::unordered_map<int, std::vector<TaskExitRecord>> records_;

@@ -23,11 +23,14 @@
 #include <vector>
 
 #include "build_info.h"
+#include "cgroup_oom_counter.h"
 #include "config.h"
 #include "event_loop.h"
 #include "http_server.h"
+#include "kernel_log.h"
 #include "log.h"
 #include "metrics.h"
+#include "oom_attribution.h"
 #include "pidfd.h"
 #include "proc_connector.h"
 #include "status_page.h"
@@ -317,6 +320,45 @@ bool AttachTaskstats(const Config& config, Tracker* tracker, KernelFeatures* fea
   return true;
 }
 
+// Step 4c: what exited processes used, from the taskstats records (read with them or not at all).
+void ReportExitResources(KernelFeatures* features) {
+  if (!features->exit_resources) {
+    LogInfo("Exit resources off (--debug.disable-kernel-features=exit_resources)");
+  } else if (!features->taskstats) {
+    features->exit_resources = false;
+    LogInfo(
+        "Exit resources unavailable: pidfd_process_cpu_seconds_total, pidfd_process_peak_rss_bytes and "
+        "pidfd_process_io_bytes_total need taskstats exit records (CAP_NET_ADMIN, the proc connector)");
+  } else {
+    LogInfo(
+        "Exit resources counted from taskstats exit records: CPU, peak RSS and storage I/O of exited "
+        "processes");
+  }
+}
+
+// Step 4d: the sources that tell an OOM kill from a kill -9 (exporter/oom_attribution.h).
+void AttachOomAttribution(EventLoop* loop, Metrics* metrics, Tracker* tracker, KernelFeatures* features) {
+  std::unique_ptr<KernelLog> log;
+  std::string log_error = "off (--debug.disable-kernel-features=oom_kernel_log)";
+  if (features->oom_kernel_log) log = KernelLog::Open(&log_error);
+  features->oom_kernel_log = log != nullptr;
+  std::optional<CgroupOomCounter> counter;
+  std::string counter_error = "off (--debug.disable-kernel-features=oom_cgroup_counter)";
+  if (features->oom_cgroup_counter) counter = CgroupOomCounter::Open("/proc", &counter_error);
+  features->oom_cgroup_counter = counter.has_value();
+  LogInfo("OOM attribution sources",
+          {{"kernel_log", log ? "yes" : "no: " + log_error},
+           {"cgroup_counter",
+            counter ? (counter->v2() ? "yes (cgroup v2)" : "yes (cgroup v1)") : "no: " + counter_error}});
+  if (!log && !counter) {
+    LogWarn("OOM kills count as reason=\"killed\" (no source can tell them from a kill -9)");
+    return;
+  }
+  tracker->AttachOomAttribution(std::make_unique<OomAttribution>(
+      loop, std::move(log), std::move(counter),
+      [metrics](const std::string& operation) { metrics->CountError(operation); }));
+}
+
 // Registered but inert: worth a line, since the kernel still builds a record per exit.
 void WarnIfRecordsCannotName(const KernelFeatures& features, const Tracker& tracker) {
   if (!features.taskstats || tracker.ExitRecordsCanName()) return;
@@ -338,6 +380,7 @@ class Reloader {
         taskstats_mode_(running.taskstats),
         reap_latency_buckets_(running.reap_latency_buckets),
         lifetime_buckets_(running.lifetime_buckets),
+        peak_rss_buckets_(running.peak_rss_buckets),
         features_(features),
         loop_(loop),
         metrics_(metrics),
@@ -357,7 +400,8 @@ class Reloader {
     }
     if (next.config->proc_connector != connector_mode_ || next.config->taskstats != taskstats_mode_ ||
         next.config->reap_latency_buckets != reap_latency_buckets_ ||
-        next.config->lifetime_buckets != lifetime_buckets_) {
+        next.config->lifetime_buckets != lifetime_buckets_ ||
+        next.config->peak_rss_buckets != peak_rss_buckets_) {
       LogWarn(
           "discovery.proc_connector, discovery.taskstats and histogram buckets take effect at the next "
           "restart");
@@ -388,6 +432,7 @@ class Reloader {
   const DiscoveryMode taskstats_mode_;
   const std::vector<double> reap_latency_buckets_;
   const std::vector<double> lifetime_buckets_;
+  const std::vector<double> peak_rss_buckets_;
   const KernelFeatures& features_;
   EventLoop* loop_;
   Metrics* metrics_;
@@ -410,7 +455,10 @@ StatusSnapshot TakeStatusSnapshot(const Flags& flags, const std::string& config_
                               {"exit_status", features.exit_status},
                               {"proc_connector", features.proc_connector},
                               {"taskstats", features.taskstats},
-                              {"pidfs_identity", features.pidfs_identity}};
+                              {"pidfs_identity", features.pidfs_identity},
+                              {"oom_kernel_log", features.oom_kernel_log},
+                              {"oom_cgroup_counter", features.oom_cgroup_counter},
+                              {"exit_resources", features.exit_resources}};
   snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
   snapshot.zombies = tracker.Zombies();
   AttachOldestZombies(&snapshot);
@@ -534,6 +582,8 @@ int Run(int argc, char** argv) {
       !AttachTaskstats(config, tracker.get(), &features))
     return 1;
   WarnIfRecordsCannotName(features, *tracker);
+  ReportExitResources(&features);
+  AttachOomAttribution(loop.get(), &metrics, tracker.get(), &features);
   metrics.SetKernelFeatures(features);
 
   Reloader reloader(flags, config, features, loop.get(), &metrics, tracker.get());

@@ -136,13 +136,26 @@ prometheus::Family<Metric>& Register(prometheus::Registry& registry, const Famil
 constexpr FamilySpec kProcessesFamily{"pidfd_processes",
                                       "Processes of the set watched now (running or zombie)."};
 constexpr FamilySpec kStartsFamily{"pidfd_process_starts_total", "Processes that joined the set."};
-constexpr FamilySpec kExitsFamily{"pidfd_process_exits_total",
-                                  "Processes of the set that ended, by reason (exited, killed, dumped, "
-                                  "unknown) and code (exit status or signal name)."};
+constexpr FamilySpec kExitsFamily{
+    "pidfd_process_exits_total",
+    "Processes of the set that ended, by reason (exited, killed, oom_killed, dumped, "
+    "unknown) and code (exit status or signal name)."};
 constexpr FamilySpec kReapLatencyFamily{"pidfd_reap_latency_seconds",
                                         "Time from a process's exit to its parent's wait() collecting it."};
 constexpr FamilySpec kLifetimeFamily{"pidfd_process_lifetime_seconds",
                                      "Time from a process's start to its exit."};
+constexpr FamilySpec kCpuSecondsFamily{
+    "pidfd_process_cpu_seconds_total",
+    "CPU time of the set's processes that exited, counted at the exit, by mode "
+    "(user, system); from taskstats exit records."};
+constexpr FamilySpec kPeakRssFamily{
+    "pidfd_process_peak_rss_bytes",
+    "Peak resident memory (hiwater_rss) of each process of the set that exited; "
+    "from taskstats exit records."};
+constexpr FamilySpec kIoBytesFamily{
+    "pidfd_process_io_bytes_total",
+    "Storage I/O of the set's processes that exited, by direction (read, write), "
+    "counted at the exit; from taskstats exit records (1 KiB granularity)."};
 constexpr FamilySpec kZombiesFamily{
     "pidfd_zombies", "Processes of the set that exited and are not yet reaped by their parent."};
 constexpr FamilySpec kZombiesByParentFamily{
@@ -196,6 +209,9 @@ Metrics::Metrics(const Config& config)
       exits_family_(Register<prometheus::Counter>(*registry_, kExitsFamily)),
       reap_latency_family_(Register<prometheus::Histogram>(*registry_, kReapLatencyFamily)),
       lifetime_family_(Register<prometheus::Histogram>(*registry_, kLifetimeFamily)),
+      cpu_seconds_family_(Register<prometheus::Counter>(*registry_, kCpuSecondsFamily)),
+      peak_rss_family_(Register<prometheus::Histogram>(*registry_, kPeakRssFamily)),
+      io_bytes_family_(Register<prometheus::Counter>(*registry_, kIoBytesFamily)),
       zombies_family_(Register<prometheus::Gauge>(*registry_, kZombiesFamily)),
       zombies_by_parent_family_(Register<prometheus::Gauge>(*registry_, kZombiesByParentFamily)),
       oldest_zombie_family_(Register<prometheus::Gauge>(*registry_, kOldestZombieFamily)),
@@ -227,6 +243,7 @@ Metrics::Metrics(const Config& config)
       reap_checks_delayed_(reap_checks_delayed_family_.Add({})),
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
+      peak_rss_buckets_(config.peak_rss_buckets),
       max_sets_(config.max_sets),
       idle_set_timeout_(config.idle_set_timeout),
       process_collector_(std::make_shared<ProcessCollector>(open_fds_)) {
@@ -341,6 +358,7 @@ void Metrics::RemoveSet(size_t index) {
   if (set.oldest_zombie) oldest_zombie_family_.Remove(set.oldest_zombie);
   for (auto& [parent, series] : set.zombies_by_parent) zombies_by_parent_family_.Remove(series.gauge);
   for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
+  RemoveResourceSeries(set);
   set.zombies_by_parent.clear();
   set.exits.clear();
   set.oldest_zombie = nullptr;
@@ -522,6 +540,37 @@ void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& co
   set.recent_count[bucket].fetch_add(1, std::memory_order_relaxed);
 }
 
+void Metrics::ExitResourcesObserved(size_t slot, double user_seconds, double system_seconds,
+                                    uint64_t peak_rss_bytes, uint64_t read_bytes, uint64_t write_bytes) {
+  SetSeries* set = Live(slot);
+  if (!set) return;
+  if (!set->resources) {
+    const std::string& name = set->name;
+    set->resources =
+        SetSeries::ResourceSeries{&cpu_seconds_family_.Add({{"set", name}, {"mode", "user"}}),
+                                  &cpu_seconds_family_.Add({{"set", name}, {"mode", "system"}}),
+                                  &peak_rss_family_.Add({{"set", name}}, peak_rss_buckets_),
+                                  &io_bytes_family_.Add({{"set", name}, {"direction", "read"}}),
+                                  &io_bytes_family_.Add({{"set", name}, {"direction", "write"}})};
+  }
+  SetSeries::ResourceSeries& series = *set->resources;
+  if (std::isfinite(user_seconds) && user_seconds > 0) series.cpu_user->Increment(user_seconds);
+  if (std::isfinite(system_seconds) && system_seconds > 0) series.cpu_system->Increment(system_seconds);
+  series.peak_rss->Observe(static_cast<double>(peak_rss_bytes));
+  series.io_read->Increment(static_cast<double>(read_bytes));
+  series.io_write->Increment(static_cast<double>(write_bytes));
+}
+
+void Metrics::RemoveResourceSeries(SetSeries& set) {
+  if (!set.resources) return;
+  cpu_seconds_family_.Remove(set.resources->cpu_user);
+  cpu_seconds_family_.Remove(set.resources->cpu_system);
+  peak_rss_family_.Remove(set.resources->peak_rss);
+  io_bytes_family_.Remove(set.resources->io_read);
+  io_bytes_family_.Remove(set.resources->io_write);
+  set.resources.reset();
+}
+
 void Metrics::ReapLatencyObserved(size_t slot, double seconds) {
   SetSeries* set = Live(slot);
   if (set && std::isfinite(seconds)) set->reap_latency->Observe(seconds < 0 ? 0 : seconds);
@@ -549,9 +598,16 @@ void Metrics::CountError(const std::string& operation) {
 
 void Metrics::SetKernelFeatures(const KernelFeatures& features) {
   const std::pair<const char*, bool> values[] = {
-      {"reap_events", features.reap_events},       {"exit_status", features.exit_status},
-      {"proc_connector", features.proc_connector}, {"taskstats", features.taskstats},
-      {"pidfs_identity", features.pidfs_identity}, {"get_info", features.get_info}};
+      {"reap_events", features.reap_events},
+      {"exit_status", features.exit_status},
+      {"proc_connector", features.proc_connector},
+      {"taskstats", features.taskstats},
+      {"pidfs_identity", features.pidfs_identity},
+      {"get_info", features.get_info},
+      {"oom_attribution", features.oom_kernel_log || features.oom_cgroup_counter},
+      {"oom_kernel_log", features.oom_kernel_log},
+      {"oom_cgroup_counter", features.oom_cgroup_counter},
+      {"exit_resources", features.exit_resources}};
   for (const auto& [name, present] : values)
     kernel_feature_family_.Add({{"feature", name}}).Set(present ? 1 : 0);
 }

@@ -101,6 +101,9 @@ class Metrics {
   void ZombieParentChanged(size_t slot, const std::string& old_parent_label,
                            const std::string& new_parent_label);
   void ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds);
+  // What an exited process used (taskstats records): written by ExitAccounting only.
+  void ExitResourcesObserved(size_t slot, double user_seconds, double system_seconds, uint64_t peak_rss_bytes,
+                             uint64_t read_bytes, uint64_t write_bytes);
   void ReapLatencyObserved(size_t slot, double seconds);
   void LifetimeObserved(size_t slot, double seconds);
   void MissedExit(size_t slot);
@@ -145,6 +148,15 @@ class Metrics {
     };
     std::map<std::string, ParentSeries> zombies_by_parent;
     std::map<std::pair<std::string, std::string>, prometheus::Counter*> exits;  // (reason, code)
+    // Created at the set's first exit with resources: absent where no exit records are read.
+    struct ResourceSeries {
+      prometheus::Counter* cpu_user = nullptr;
+      prometheus::Counter* cpu_system = nullptr;
+      prometheus::Histogram* peak_rss = nullptr;
+      prometheus::Counter* io_read = nullptr;
+      prometheus::Counter* io_write = nullptr;
+    };
+    std::optional<ResourceSeries> resources;
     // For the status page: exits per minute over the last few minutes, and the total.
     std::atomic<uint64_t> exits_total{0};
     static constexpr int kRecentMinutes = 6;
@@ -160,6 +172,7 @@ class Metrics {
   SetSeries* Live(size_t slot);
   size_t OverflowSlot(const std::string& sanitized_name);
   void AddParentZombie(SetSeries& set, const std::string& parent_label);
+  void RemoveResourceSeries(SetSeries& set);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& processes_family_;
@@ -167,6 +180,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& exits_family_;
   prometheus::Family<prometheus::Histogram>& reap_latency_family_;
   prometheus::Family<prometheus::Histogram>& lifetime_family_;
+  prometheus::Family<prometheus::Counter>& cpu_seconds_family_;
+  prometheus::Family<prometheus::Histogram>& peak_rss_family_;
+  prometheus::Family<prometheus::Counter>& io_bytes_family_;
   prometheus::Family<prometheus::Gauge>& zombies_family_;
   prometheus::Family<prometheus::Gauge>& zombies_by_parent_family_;
   prometheus::Family<prometheus::Gauge>& oldest_zombie_family_;
@@ -198,6 +214,7 @@ class Metrics {
 
   std::vector<double> reap_latency_buckets_;
   std::vector<double> lifetime_buckets_;
+  std::vector<double> peak_rss_buckets_;
   size_t max_sets_;
   std::optional<std::chrono::milliseconds> idle_set_timeout_;
   // The set table: appended by the loop thread, read by HTTP threads (StatusSets) under

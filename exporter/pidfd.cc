@@ -173,7 +173,10 @@ bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, s
       {"reap_events", &KernelFeatures::reap_events},
       {"pidfs_identity", &KernelFeatures::pidfs_identity},
       {"get_info", &KernelFeatures::get_info},
-      {"exit_status", &KernelFeatures::exit_status}};
+      {"exit_status", &KernelFeatures::exit_status},
+      {"oom_kernel_log", &KernelFeatures::oom_kernel_log},
+      {"oom_cgroup_counter", &KernelFeatures::oom_cgroup_counter},
+      {"exit_resources", &KernelFeatures::exit_resources}};
   size_t begin = 0;
   while (begin < names.size()) {
     size_t end = names.find(',', begin);
@@ -190,7 +193,8 @@ bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, s
     }
     if (!known) {
       *error = "unknown kernel feature \"" + name +
-               "\" (known: reap_events, pidfs_identity, get_info, exit_status)";
+               "\" (known: reap_events, pidfs_identity, get_info, exit_status, oom_kernel_log, "
+               "oom_cgroup_counter, exit_resources)";
       return false;
     }
   }

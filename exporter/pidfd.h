@@ -37,6 +37,12 @@ struct KernelFeatures {
   bool pidfs_identity = false;  // 6.9+: fstat(pidfd).st_ino is unique per process and boot
   bool proc_connector = false;  // set by main once the connector opened
   bool taskstats = false;       // set by main once the taskstats listener registered
+  // OOM attribution sources (exporter/oom_attribution.h) and exit resources: true from the
+  // probe ("may be tried"), cleared by --debug.disable-kernel-features or by main when the
+  // source cannot be opened.
+  bool oom_kernel_log = true;      // /dev/kmsg readable (root or CAP_SYSLOG)
+  bool oom_cgroup_counter = true;  // a memory cgroup hierarchy with oom_kill counters
+  bool exit_resources = true;      // taskstats records are read (needs taskstats)
 };
 
 class Pidfd {
@@ -85,7 +91,8 @@ KernelFeatures ProbeKernelFeatures();
 // The hidden --debug.disable-kernel-features switch: clears the named features in
 // *features so the fallbacks of older kernels run on a new one (tests/vm/ covers them
 // on Linux 6.18 between runs on the real 6.1). `names` is a comma-separated list of
-// reap_events, pidfs_identity, get_info, exit_status; empty clears nothing. False with
+// reap_events, pidfs_identity, get_info, exit_status, oom_kernel_log, oom_cgroup_counter,
+// exit_resources; empty clears nothing. False with
 // *error naming the first unknown name.
 bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, std::string* error);
 

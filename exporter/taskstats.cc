@@ -57,6 +57,12 @@ constexpr size_t kParentOffset = 132;       // ac_ppid u32
 constexpr size_t kStatsMinimumBytes = 136;  // through ac_ppid
 constexpr size_t kTgidOffset = 368;         // ac_tgid u32 (version 12+)
 constexpr uint8_t kFlagGroupDead = 0x20;    // AGROUP: the last task of its process
+constexpr size_t kRuntimeOffset = 72;       // cpu_run_virtual_total u64 (se.sum_exec_runtime, ns)
+constexpr size_t kUserTimeOffset = 152;     // ac_utime u64, microseconds
+constexpr size_t kSystemTimeOffset = 160;   // ac_stime u64, microseconds
+constexpr size_t kPeakRssOffset = 200;      // hiwater_rss u64, KiB
+constexpr size_t kReadBytesOffset = 248;    // read_bytes u64
+constexpr size_t kWriteBytesOffset = 256;   // write_bytes u64
 
 // recvmmsg batch: up to 64 records per system call. A record with the aggregate of a thread
 // group is ~1.2 KiB; 2 KiB per slot leaves room, and MSG_TRUNC reports anything larger.
@@ -66,6 +72,7 @@ constexpr size_t kReplyBufferBytes = 8192;
 
 using netlink::ReadU16;
 using netlink::ReadU32;
+using netlink::ReadU64;
 
 // Calls `visit(type, payload)` for each attribute in `data`; false when a length is malformed.
 template <typename Visit>
@@ -79,6 +86,17 @@ bool ForEachAttribute(std::span<const uint8_t> data, Visit&& visit) {
     offset += NLA_ALIGN(length);
   }
   return true;
+}
+
+// The resources a task used; each field only when the payload reaches it.
+void ParseUsage(std::span<const uint8_t> stats, TaskExitRecord* record) {
+  auto field = [stats](size_t offset) { return stats.size() >= offset + 8 ? ReadU64(stats, offset) : 0; };
+  record->runtime_nanoseconds = field(kRuntimeOffset);
+  record->user_microseconds = field(kUserTimeOffset);
+  record->system_microseconds = field(kSystemTimeOffset);
+  record->peak_rss_kib = field(kPeakRssOffset);
+  record->read_bytes = field(kReadBytesOffset);
+  record->write_bytes = field(kWriteBytesOffset);
 }
 
 // One AGGR_PID attribute: the task's id and its statistics.
@@ -96,6 +114,7 @@ bool ParseAggregate(std::span<const uint8_t> aggregate, TaskExitRecord* record) 
       record->comm.assign(comm, strnlen(comm, kCommBytes));
       record->parent_tgid = static_cast<int>(ReadU32(value, kParentOffset));
       if (value.size() >= kTgidOffset + 4) record->tgid = static_cast<int>(ReadU32(value, kTgidOffset));
+      ParseUsage(value, record);
       has_stats = true;
     }
   });

@@ -32,6 +32,14 @@ struct TaskExitRecord {
   uint32_t exit_code = 0;   // raw wait status, the same value as the connector's exit event
   bool group_dead = false;  // the last task of its process: the process ended with it
   std::string comm;         // the task's name at the exit, at most 15 bytes, any byte but NUL
+  // What the task used (its own, not its process's: records are per thread). 0 where the
+  // kernel left a field out (a payload shorter than the field's offset).
+  uint64_t user_microseconds = 0;    // ac_utime: tick-sampled user time
+  uint64_t system_microseconds = 0;  // ac_stime: tick-sampled system time
+  uint64_t runtime_nanoseconds = 0;  // cpu_run_virtual_total: the scheduler's exact run time
+  uint64_t peak_rss_kib = 0;         // hiwater_rss of the task's memory (shared by its threads)
+  uint64_t read_bytes = 0;           // storage I/O, rounded down to 1 KiB by the kernel
+  uint64_t write_bytes = 0;
   int64_t received_monotonic_ns = 0;  // set by the reader (not the parser): for expiry
 };
 

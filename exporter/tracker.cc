@@ -153,7 +153,7 @@ Tracker::WatchedProcess* Tracker::Adopt(Pidfd pidfd, ProcessAttributes attribute
 void Tracker::AdoptedAsZombie(WatchedProcess& process, const ProcessStat& stat) {
   // Its exit time is unknown: it counts as a zombie (age from first sight, a lower bound)
   // but yields no reap latency and no lifetime.
-  process.zombie = Zombie{ExitStamp{MonotonicNanoseconds(), /*observed=*/false}, std::nullopt};
+  process.zombie = Zombie{ExitStamp{MonotonicNanoseconds(), /*observed=*/false}, std::nullopt, std::nullopt};
   ReadZombieDetails(process, &stat);
   PublishZombie(process);
 }
@@ -204,6 +204,7 @@ void Tracker::SetMembership(WatchedProcess& process, std::optional<Membership> m
     // the new one, where its exit will be counted.
     if (process.member) metrics_->ProcessLeft(process.member->slot);
     metrics_->ProcessJoined(slot);
+    if (oom_ && !process.zombie) NoteMemoryCgroup(process);
   }
   const bool gains_children = membership->children && !had_children;
   process.member = Member{std::move(*membership), slot};
@@ -326,6 +327,7 @@ void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns) {
     zombie.exit.monotonic_ns = process.connector_exit->timestamp_ns;
   process.zombie = zombie;
   ReadZombieDetails(process, nullptr);
+  if (oom_) ReadOomEvidence(process);
   PublishZombie(process);
   if (reap_timer_id_ >= 0) {
     // Seen unreaped at monotonic_ns (OnPidfdEvent checked IsReaped() before calling us).
@@ -456,11 +458,11 @@ void Tracker::HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exi
   }
   const std::optional<uint32_t> status = WaitStatus(process);
   if (!status && connector_) {
-    ParkExit(process.attributes.pid,
-             ParkedExit{process.member->slot, reap, MonotonicNanoseconds(), std::nullopt});
+    ParkExit(process.attributes.pid, ParkedExit{process.member->slot, IdentityOf(process, monotonic_ns), reap,
+                                                MonotonicNanoseconds(), std::nullopt});
   } else {
     if (reap) accounting_.Reaped(*reap);
-    accounting_.ExitCounted(process.member->slot, status);
+    CountExit(process.member->slot, status, IdentityOf(process, monotonic_ns));
   }
   Forget(process.key);
 }
@@ -469,7 +471,7 @@ void Tracker::ParkExit(int pid, ParkedExit parked) {
   // One parked exit per PID: an older one under the same PID waited long enough.
   if (auto older = parked_exits_.find(pid); older != parked_exits_.end()) {
     if (older->second.reap) accounting_.Reaped(*older->second.reap);
-    accounting_.ExitCounted(older->second.slot, std::nullopt);
+    CountExit(older->second.slot, std::nullopt, std::move(older->second.identity));
     parked_exits_.erase(older);
   }
   parked_exits_.emplace(pid, std::move(parked));
@@ -489,7 +491,7 @@ bool Tracker::CompleteParkedExit(const ProcEvent& event) {
     reap.released_at_exit = event.parent_tgid == 0;
     accounting_.Reaped(reap);
   }
-  accounting_.ExitCounted(parked.slot, event.exit_code);
+  CountExit(parked.slot, event.exit_code, std::move(parked.identity));
   parked_exits_.erase(found);
   return true;
 }
@@ -516,7 +518,7 @@ void Tracker::FlushParkedExits(int64_t parked_before) {
       continue;
     }
     if (parked->second.reap) accounting_.Reaped(*parked->second.reap);
-    accounting_.ExitCounted(parked->second.slot, std::nullopt);
+    CountExit(parked->second.slot, std::nullopt, std::move(parked->second.identity));
     parked = parked_exits_.erase(parked);
   }
 }

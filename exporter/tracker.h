@@ -24,7 +24,9 @@
 #include "event_loop.h"
 #include "exit_accounting.h"
 #include "exit_record_book.h"
+#include "exit_resources.h"
 #include "metrics.h"
+#include "oom_attribution.h"
 #include "pidfd.h"
 #include "proc_connector.h"
 #include "process_reader.h"
@@ -65,6 +67,9 @@ class Tracker {
   // task as it died, so a process that exec'd and was reaped before its new name could be read
   // is still placed in its set, when every matcher looks at the name alone.
   void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
+  // Takes the OOM attribution sources (tracker_exit_counts.cc): SIGKILL exits are then counted as
+  // oom_killed when the OOM killer sent the signal.
+  void AttachOomAttribution(std::unique_ptr<OomAttribution> oom) { oom_ = std::move(oom); }
   // Whether exit records can name a process under the current config (SetAssigner::NameAlonePlaces).
   bool ExitRecordsCanName() const { return assigner_.NameAlonePlaces(); }
   // Swaps in a new, already validated config at once: every watched process is assigned
@@ -88,6 +93,9 @@ class Tracker {
   struct Zombie {
     ExitStamp exit;
     std::optional<uint32_t> proc_wait_status;  // /proc stat field 52, read while a zombie
+    // Its memory cgroup's OOM kill count, read while a zombie after a SIGKILL (the cgroup is
+    // unreadable after the reap).
+    std::optional<CgroupOomReading> oom_cgroup;
   };
   struct Member {
     Membership membership;
@@ -113,6 +121,8 @@ class Tracker {
     // PID's next process (SettleMistakenIdentity tells them apart).
     std::optional<ConnectorExit> exit_event_while_running;
     std::optional<Zombie> zombie;  // nullopt while it runs
+    // Its memory cgroup when it joined a set, where OomAttribution::WantsCgroupsOfMembers().
+    std::optional<std::string> memory_cgroup;
   };
   // A process the connector reported whose pidfd could not be opened in time (reaped
   // already): what is known of it, so that its exit event can still be counted.
@@ -218,6 +228,35 @@ class Tracker {
   // The exit record of `process`, when records are kept and its name is unknown.
   const TaskExitRecord* PeekExitRecord(const WatchedProcess& process);
 
+  // --- tracker_exit_counts.cc: counting an exit with its OOM verdict and resources ---
+  // Who ended, for the OOM verdict and the resources claim.
+  struct ExitIdentity {
+    int pid = 0;
+    std::string comm;
+    int64_t watched_since_ns = 0;
+    int64_t exit_ns = 0;
+    std::optional<CgroupOomReading> oom_cgroup;
+    std::optional<std::string> memory_cgroup;  // noted at the join, for a count read at the exit
+  };
+  ExitIdentity IdentityOf(const WatchedProcess& process, int64_t now_ns) const;
+  // The one place a watched member's exit is counted: reason (oom_killed when the OOM killer's,
+  // which may take up to OomAttribution::kHoldNs to tell) and what it used.
+  void CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitIdentity identity);
+  // After a SIGKILL the zombie's memory cgroup and its OOM kill count, for the verdict.
+  void ReadOomEvidence(WatchedProcess& process);
+  // A member joined a set: its memory cgroup, while /proc still shows it.
+  void NoteMemoryCgroup(WatchedProcess& process);
+  // The resources of process `pid`, counted in `slot` once its records are read.
+  void ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot);
+  void OnResourcesTimer();
+  std::unique_ptr<ExitResources> exit_resources_;  // with taskstats only
+  std::unique_ptr<OomAttribution> oom_;
+  int resources_timer_id_ = -1;
+  bool resources_timer_armed_ = false;
+  // Records of a counted exit are queued already; reading them this long after the claim
+  // batches the reads of a burst of exits (one system call per batch, not per exit).
+  static constexpr int64_t kResourcesReadDelayNs = 10'000'000;
+
   // --- tracker_connector.cc ---
   void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);
   void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
@@ -286,6 +325,7 @@ class Tracker {
   // queue was read empty kParkedExitWaitNs after it.
   struct ParkedExit {
     size_t slot = 0;
+    ExitIdentity identity;
     std::optional<ReapFacts> reap;  // nullopt: no latency to observe (exit never observed)
     int64_t parked_ns = 0;
     // The connector's stamp of the fork that gave the PID to its next process, once seen.

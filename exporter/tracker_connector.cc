@@ -17,9 +17,18 @@ void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
 void Tracker::AttachTaskstats(std::unique_ptr<TaskstatsListener> listener) {
   // Not on epoll: records matter only next to their exit events, so they are read when the
   // connector's events ask for them (no second wake-up per exit on the host).
-  exit_records_ = std::make_unique<ExitRecordBook>(std::move(listener), [this](std::string_view operation) {
-    metrics_->CountError(std::string(operation));
-  });
+  if (options_.features.exit_resources) {
+    exit_resources_ = std::make_unique<ExitResources>([this](size_t slot, const ProcessResources& resources) {
+      accounting_.ExitResourcesCounted(slot, resources);
+    });
+    resources_timer_id_ = loop_->AddDeadlineTimer([this] { OnResourcesTimer(); });
+  }
+  exit_records_ = std::make_unique<ExitRecordBook>(
+      std::move(listener),
+      [this](std::string_view operation) { metrics_->CountError(std::string(operation)); },
+      [this](const TaskExitRecord& record, int64_t now_ns) {
+        if (exit_resources_) exit_resources_->RecordRead(record, now_ns);
+      });
 }
 
 void Tracker::DrainConnector() {
@@ -120,7 +129,8 @@ void Tracker::SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns) {
     if (exit_event)
       accounting_.ExitWithoutPidfd(slot, exit_event->wait_status);
     else
-      ParkExit(held.attributes.pid, ParkedExit{slot, std::nullopt, MonotonicNanoseconds(), forked_ns});
+      ParkExit(held.attributes.pid, ParkedExit{slot, IdentityOf(held, MonotonicNanoseconds()), std::nullopt,
+                                               MonotonicNanoseconds(), forked_ns});
   }
   // Its next process is the fork being handled: adopted afresh from it.
   Forget(held.key);
@@ -361,6 +371,7 @@ void Tracker::OnGhostExit(int pid, const ProcEvent& event, const TaskExitRecord*
   const size_t slot = metrics_->SetSlot(membership->name, membership->origin);
   metrics_->ProcessJoined(slot);
   metrics_->ProcessLeft(slot);
+  ClaimExitResources(pid, event.exit_code, slot);
   accounting_.ExitWithoutPidfd(slot, event.exit_code);
 }
 

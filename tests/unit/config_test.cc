@@ -291,6 +291,15 @@ TEST(ConfigErrorTest, UnknownKeyInSetReportsLineAndColumn) {
                   "user, cgroup, unit, pidfile, children)"));
 }
 
+TEST(ConfigTest, PeakRssBucketsAreConfigurable) {
+  const ConfigResult result =
+      ParseConfig("process_sets: [{}]\nhistograms:\n  peak_rss_bytes: [1024, 1048576]\n", "t.yml");
+  ASSERT_TRUE(result.config);
+  EXPECT_EQ(result.config->peak_rss_buckets, (std::vector<double>{1024, 1048576}));
+  EXPECT_THAT(Errors("process_sets: [{}]\nhistograms:\n  peak_rss_bytes: [2, 1]\n"),
+              ElementsAre(::testing::HasSubstr("strictly increasing")));
+}
+
 TEST(ConfigErrorTest, UnknownKeyInSectionsReportsLineAndColumn) {
   EXPECT_THAT(
       Errors("process_sets: [{}]\ndiscovery:\n  interval: 5s\nlimits:\n  max: 1\nhistograms:\n  "
@@ -299,7 +308,7 @@ TEST(ConfigErrorTest, UnknownKeyInSectionsReportsLineAndColumn) {
                   "taskstats)",
                   "t.yml:5:3: limits: unknown key \"max\" (allowed: max_sets, idle_set_timeout)",
                   "t.yml:7:3: histograms: unknown key \"reap_seconds\" (allowed: reap_latency_seconds, "
-                  "lifetime_seconds)"));
+                  "lifetime_seconds, peak_rss_bytes)"));
 }
 
 TEST(ConfigErrorTest, DuplicateKeyPointsAtTheSecond) {

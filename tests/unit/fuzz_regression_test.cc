@@ -18,7 +18,9 @@
 #include <string_view>
 #include <vector>
 
+#include "cgroup_oom_counter.h"
 #include "config.h"
+#include "kernel_log.h"
 #include "proc_connector.h"
 #include "procfs.h"
 #include "taskstats.h"
@@ -145,6 +147,43 @@ void CheckTaskstatsInput(std::string_view input) {
   EXPECT_EQ(other.records.size() + other.malformed, batch.records.size() + batch.malformed);
   TaskstatsBatch truncated;
   ParseTaskstatsMessages(data.first(data.size() / 2), kTaskstatsFuzzFamilyId, &truncated);
+}
+
+// The body of fuzz/fuzz_kernel_log.cc.
+void CheckKernelLogInput(std::string_view input) {
+  if (input.empty()) return;
+  const auto selector = static_cast<uint8_t>(input[0]);
+  const std::string_view text = input.substr(1);
+  switch (selector % 4) {
+    case 0:
+      if (auto kill = ParseKernelLogRecord(text)) {
+        EXPECT_GT(kill->pid, 0);
+        EXPECT_LE(kill->comm.size(), text.size());
+      }
+      break;
+    case 1:
+      if (auto mount = ParseMemoryCgroupMount(text)) {
+        EXPECT_LE(mount->mount_point.size(), text.size());
+      }
+      break;
+    case 2:
+      if (auto path = ParseMemoryCgroupPath(text, selector & 4)) {
+        EXPECT_EQ(path->front(), '/');
+      }
+      break;
+    case 3:
+      (void)ParseOomKillCount(text);
+      break;
+  }
+}
+
+TEST(FuzzRegression, KernelLogCorpus) {
+  const auto files = CorpusFiles("kernel_log");
+  EXPECT_FALSE(files.empty());
+  for (const auto& file : files) {
+    SCOPED_TRACE(file);
+    CheckKernelLogInput(ReadAll(file));
+  }
 }
 
 TEST(FuzzRegression, ConfigCorpus) {

@@ -497,5 +497,21 @@ TEST(TaskstatsListenerTest, OpenWithoutCapNetAdminNamesTheCapability) {
   EXPECT_NE(text.find("CAP_NET_ADMIN"), std::string::npos) << text;
 }
 
+// The usage fields of recorded records (values read from the recordings at the struct
+// taskstats offsets: cpu_run_virtual_total 72, ac_utime 152, ac_stime 160, hiwater_rss 200).
+TEST(TaskstatsUsageTest, RecordedRecordsCarryUsage) {
+  const TaskstatsBatch killed = Parse(ReadFixture("signal_kill.bin"));
+  ASSERT_EQ(killed.records.size(), 1u);
+  EXPECT_EQ(killed.records[0].runtime_nanoseconds, 729355u);
+  EXPECT_EQ(killed.records[0].user_microseconds, 0u);
+  EXPECT_EQ(killed.records[0].system_microseconds, 4000u);
+  EXPECT_EQ(killed.records[0].peak_rss_kib, 11884u);
+  EXPECT_EQ(killed.records[0].read_bytes, 0u);
+  const TaskstatsBatch exec = Parse(ReadFixture("exec_exit3.bin"));
+  ASSERT_EQ(exec.records.size(), 1u);
+  EXPECT_EQ(exec.records[0].runtime_nanoseconds, 619020u);
+  EXPECT_EQ(exec.records[0].peak_rss_kib, 1452u);
+}
+
 }  // namespace
 }  // namespace pidfd_exporter

@@ -1,0 +1,82 @@
+// Counting a watched member's exit (tracker.h): the OOM verdict of a SIGKILL
+// (exporter/oom_attribution.h) and the claim on what the process used (exporter/exit_resources.h).
+#include "tracker.h"
+
+namespace pidfd_exporter {
+
+Tracker::ExitIdentity Tracker::IdentityOf(const WatchedProcess& process, int64_t now_ns) const {
+  ExitIdentity identity;
+  identity.pid = process.attributes.pid;
+  identity.comm = process.attributes.comm;
+  identity.watched_since_ns = process.adopted_monotonic_ns;
+  identity.exit_ns = process.zombie ? process.zombie->exit.monotonic_ns : now_ns;
+  if (process.zombie) identity.oom_cgroup = process.zombie->oom_cgroup;
+  identity.memory_cgroup = process.memory_cgroup;
+  return identity;
+}
+
+void Tracker::ReadOomEvidence(WatchedProcess& process) {
+  if (!oom_->HasCounter()) return;
+  // The statuses at hand without a system call: the connector's event (drained before the
+  // pidfd's) or /proc's field 52, read just now.
+  std::optional<uint32_t> status;
+  if (process.connector_exit)
+    status = process.connector_exit->wait_status;
+  else
+    status = process.zombie->proc_wait_status;
+  if (!status || !ExitAccounting::IsSigkill(*status)) return;
+  // Read by PID: still this process only if it was not reaped meanwhile. On cgroup v1 a zombie
+  // shows the root memory cgroup: the cgroup noted when it joined its set is used then.
+  std::optional<std::string> cgroup = oom_->MemoryCgroupOf(process.attributes.pid);
+  if (!cgroup || *cgroup == "/" || process.pidfd.IsReaped()) cgroup = process.memory_cgroup;
+  if (cgroup) process.zombie->oom_cgroup = oom_->ReadCounter(std::move(*cgroup));
+}
+
+void Tracker::NoteMemoryCgroup(WatchedProcess& process) {
+  if (!oom_->WantsCgroupsOfMembers()) return;
+  std::optional<std::string> cgroup = oom_->MemoryCgroupOf(process.attributes.pid);
+  if (cgroup && !process.pidfd.IsReaped()) process.memory_cgroup = std::move(cgroup);
+}
+
+void Tracker::CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitIdentity identity) {
+  ClaimExitResources(identity.pid, wait_status, slot);
+  if (!oom_ || !wait_status || !ExitAccounting::IsSigkill(*wait_status)) {
+    accounting_.ExitCounted(slot, wait_status);
+    return;
+  }
+  SigkillExit exit;
+  exit.pid = identity.pid;
+  exit.comm = std::move(identity.comm);
+  exit.watched_since_ns = identity.watched_since_ns;
+  exit.exit_ns = identity.exit_ns;
+  exit.reading = std::move(identity.oom_cgroup);
+  // Exit and reap seen together: no zombie was read, the count is read now.
+  if (!exit.reading && identity.memory_cgroup)
+    exit.reading = oom_->ReadCounter(std::move(*identity.memory_cgroup));
+  // Held at most OomAttribution::kHoldNs; the slot stays valid (an exit is an event of its set,
+  // which cannot expire that fast).
+  oom_->Attribute(std::move(exit), [this, slot, wait_status](bool oom_killed) {
+    accounting_.ExitCounted(slot, wait_status, oom_killed);
+  });
+}
+
+void Tracker::ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot) {
+  if (!exit_resources_) return;
+  exit_resources_->Claim(pid, wait_status, slot, MonotonicNanoseconds());
+  if (!exit_resources_->HasClaims() || resources_timer_armed_) return;
+  resources_timer_armed_ =
+      loop_->ArmTimerAt(resources_timer_id_, MonotonicNanoseconds() + kResourcesReadDelayNs);
+}
+
+void Tracker::OnResourcesTimer() {
+  resources_timer_armed_ = false;
+  if (!exit_records_ || !exit_resources_) return;
+  exit_records_->Pair();  // reads the queued records: the claimed processes' are among them
+  const int64_t now = MonotonicNanoseconds();
+  if (const size_t lost = exit_resources_->Expire(now))
+    for (size_t claim = 0; claim < lost; ++claim) metrics_->CountError("exit_resources_lost");
+  if (exit_resources_->HasClaims())
+    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now + kResourcesReadDelayNs);
+}
+
+}  // namespace pidfd_exporter
