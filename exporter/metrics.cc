@@ -221,6 +221,13 @@ Metrics::Metrics(const Config& config)
       set_overflows_(set_overflows_family_.Add({})),
       sets_expired_(sets_expired_family_.Add({})),
       live_sets_gauge_(sets_family_.Add({})),
+      connector_messages_family_(
+          BuildCounter()
+              .Name("pidfd_exporter_connector_messages_total")
+              .Help("Proc connector messages received, after the kernel dropped thread "
+                    "events and event types the exporter never uses.")
+              .Register(*registry_)),
+      connector_messages_(connector_messages_family_.Add({})),
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
       max_sets_(config.max_sets),
@@ -558,6 +565,10 @@ void Metrics::SetWatchedPidfds(int64_t count) {
 
 void Metrics::ScanDuration(double seconds) {
   scan_duration_.Observe(seconds);
+}
+
+void Metrics::ConnectorMessagesReceived(size_t count) {
+  connector_messages_.Increment(static_cast<double>(count));
 }
 
 void Metrics::ConfigReloaded(bool successful, double now_unix_seconds) {

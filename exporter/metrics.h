@@ -109,6 +109,9 @@ class Metrics {
   void SetKernelFeatures(const KernelFeatures& features);
   void SetWatchedPidfds(int64_t count);
   void ScanDuration(double seconds);
+  // Messages the proc connector delivered (events and acknowledgements), after the kernel-side
+  // filter (exporter/proc_connector.h, ConnectorFilterProgram).
+  void ConnectorMessagesReceived(size_t count);
   void ConfigReloaded(bool successful, double now_unix_seconds);
   // Counts the exporter's open descriptors for process_open_fds. Listing /proc/self/fd
   // costs ~1 us per descriptor (10 ms at 10k pidfds), too much for every scrape: the
@@ -187,6 +190,8 @@ class Metrics {
   prometheus::Counter& set_overflows_;
   prometheus::Counter& sets_expired_;
   prometheus::Gauge& live_sets_gauge_;
+  prometheus::Family<prometheus::Counter>& connector_messages_family_;
+  prometheus::Counter& connector_messages_;
   std::map<std::string, prometheus::Counter*> errors_;
 
   std::vector<double> reap_latency_buckets_;
