@@ -403,12 +403,13 @@ bool ProcConnector::Subscribe(std::string* error) {
 
 ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::string* error) {
   int datagrams = 0;
-  if (batch != &pending_ &&
-      (!pending_.events.empty() || !pending_.acks.empty() || pending_.lost || pending_.malformed > 0)) {
+  if (batch != &pending_ && (!pending_.events.empty() || !pending_.acks.empty() || pending_.lost ||
+                             pending_.drained_after_loss || pending_.malformed > 0)) {
     batch->events.insert(batch->events.end(), std::make_move_iterator(pending_.events.begin()),
                          std::make_move_iterator(pending_.events.end()));
     batch->acks.insert(batch->acks.end(), pending_.acks.begin(), pending_.acks.end());
     batch->lost = batch->lost || pending_.lost;
+    batch->drained_after_loss = batch->drained_after_loss || pending_.drained_after_loss;
     batch->malformed += pending_.malformed;
     pending_.Clear();
     ++datagrams;
@@ -430,6 +431,7 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
         // a new baseline, not a second gap.
         draining_after_overflow_ = false;
         sequence_tracker_.Reset();
+        batch->drained_after_loss = true;
       }
       break;
     }

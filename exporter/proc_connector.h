@@ -55,13 +55,18 @@ struct ConnectorAck {
 struct ConnectorBatch {
   std::vector<ProcEvent> events;
   std::vector<ConnectorAck> acks;
-  bool lost = false;     // events were lost (sequence gap or overflow): rescan /proc
+  bool lost = false;  // events were lost (sequence gap or overflow): rescan /proc
+  // The queue was read empty after an overflow. Events dropped after the ENOBUFS was reported
+  // and before this point raised no second ENOBUFS (the socket stays congested until it is
+  // empty): only a rescan that starts now covers them.
+  bool drained_after_loss = false;
   size_t malformed = 0;  // messages skipped: truncated, not a proc event, or not from the kernel
 
   void Clear() {
     events.clear();
     acks.clear();
     lost = false;
+    drained_after_loss = false;
     malformed = 0;
   }
 };
