@@ -263,6 +263,8 @@ class Tracker {
   bool rescan_pending_ = false;
   // The next scan reads everything: the first one, and the one after the connector lost events.
   bool next_scan_full_ = true;
+  static constexpr int64_t kOpenFdsRefreshNs = 30'000'000'000;
+  std::optional<int64_t> open_fds_refreshed_ns_;  // when process_open_fds was last counted
   ScanState scan_;
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
   std::unordered_map<int, uint64_t> key_by_pid_;
