@@ -64,25 +64,25 @@ unrelated() {
 }
 
 storms() {
-  ln -sf /bin/true "$WORK/fstorm"
+  ln -sf /bin/true "$WORK/cmpstorm"
   printf 'process_sets:\n  - name: "{{.Comm}}"\ndiscovery:\n  scan_interval: 5s\n  proc_connector: auto\n' >"$WORK/all.yml"
   local mode out round variant forks n0 n1 body exits reaps in_set
   for mode in fork exec; do
     out="$WORK/storm_$mode.txt"
     : >"$out"
-    if [ $mode = exec ]; then export FORKER_EXEC="$WORK/fstorm"; in_set=0; else in_set=2; fi
+    if [ $mode = exec ]; then export FORKER_EXEC="$WORK/cmpstorm"; in_set=0; else in_set=2; fi
     for ((round = 1; round <= ROUNDS; round++)); do
       for variant in base new; do
         use $variant
         start_exporter "$WORK/all.yml"
         sleep 1
         n0=$(cpu_ns "$EXPORTER_PID")
-        forks=$("$HELPERS/forker" 2 "$SECONDS_RUN" $mode fstorm | sed 's/forks=\([0-9]*\).*/\1/')
+        forks=$("$HELPERS/forker" 2 "$SECONDS_RUN" $mode cmpstorm | sed 's/forks=\([0-9]*\).*/\1/')
         sleep 2
         n1=$(cpu_ns "$EXPORTER_PID")
         body=$(curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics")
-        exits=$(awk '/^pidfd_process_exits_total\{.*set="fstorm"/{s+=$NF} END{print s+0}' <<<"$body")
-        reaps=$(awk '/^pidfd_reap_latency_seconds_count\{.*set="fstorm"/{s+=$NF} END{print s+0}' <<<"$body")
+        exits=$(awk '/^pidfd_process_exits_total\{.*set="cmpstorm"/{s+=$NF} END{print s+0}' <<<"$body")
+        reaps=$(awk '/^pidfd_reap_latency_seconds_count\{.*set="cmpstorm"/{s+=$NF} END{print s+0}' <<<"$body")
         stop_exporter
         echo "$variant $forks $((n1 - n0)) $exits $reaps $((forks + in_set))" >>"$out"
       done
@@ -115,12 +115,14 @@ idle() {
       sleep 3
       k0=$(metric "$EXPORTER_PORT" pidfd_exporter_scan_duration_seconds_count)
       sleep 0.5
+      f0=$(awk '/^processes/{print $2}' /proc/stat)
       t0=$(cpu_ns "$EXPORTER_PID")
       sleep "$WINDOW"
       t1=$(cpu_ns "$EXPORTER_PID")
+      f1=$(awk '/^processes/{print $2}' /proc/stat)
       k1=$(metric "$EXPORTER_PORT" pidfd_exporter_scan_duration_seconds_count)
       stop_exporter
-      echo "$variant $interval $(awk -v a="$t0" -v b="$t1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)/1e6*60/w}') $(awk -v a="$k0" -v b="$k1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)*60/w}')" >>"$out"
+      echo "$variant $interval $(awk -v a="$t0" -v b="$t1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)/1e6*60/w}') $(awk -v a="$k0" -v b="$k1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)*60/w}') $(((f1 - f0) * 60 / WINDOW))" >>"$out"
     done
   done
   stop_sleepers
@@ -131,7 +133,7 @@ idle() {
     awk -v v=$variant -v n="$N" '$1==v && $2=="default" {cd=$3; sd=$4} $1==v && $2=="5s" {c5=$3; s5=$4} $1==v && $2=="1s" {c1=$3; s1=$4}
       END { printf "%-6s %22.1f %10.1f %18.1f %10.1f %18.1f %10.1f %26.2f\n", v, cd, sd, c5, s5, c1, s1, (s1>s5) ? (c1-c5)*1000/(s1-s5)/n : 0 }' "$out"
   done
-  echo "raw (exporter interval cpu_ms/min scans/min):"; sed 's/^/  /' "$out"
+  echo "raw (exporter interval cpu_ms/min scans/min host_forks/min: other work's processes wake the connector too):"; sed 's/^/  /' "$out"
 }
 
 for scenario in $SCENARIOS; do "$scenario"; done
