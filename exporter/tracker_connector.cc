@@ -267,7 +267,14 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
   DiscoverPid(pid, /*provisional_allowed=*/false);
   // A ghost holds a name alone: it can stand for a process only where the name is all the
   // matchers need (and, after an exec, an exit record will give that name).
-  if (key_by_pid_.count(pid) || unmatched_.count(pid) || !name_alone || (!new_comm && !exit_records_)) return;
+  if (key_by_pid_.count(pid) || !name_alone || (!new_comm && !exit_records_)) return;
+  // Read unmatched under another name than the one this rename placed: not the process that
+  // renamed, but the PID's next one (the renamer was reaped and its PID handed out before this
+  // event was handled; forks of unmatched processes hold no pidfd to pin it). The renamer's exit
+  // event is still to come: the ghost counts it.
+  if (auto read = unmatched_.find(pid);
+      read != unmatched_.end() && (!new_comm || read->second.comm == *new_comm))
+    return;
   // Gone before its pidfd could be opened (or out of descriptors: then it lives on, and the
   // ghost expires after the next scan, which watches it). Its exit event, queued behind this
   // one when it is gone, counts it: under a rename's name, or under the name its exit record
