@@ -515,4 +515,9 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   return result;
 }
 
+std::chrono::milliseconds ScanInterval(const Config& config, bool connector_in_use) {
+  if (config.scan_interval) return *config.scan_interval;
+  return connector_in_use ? kDefaultScanIntervalWithConnector : kDefaultScanIntervalWithoutConnector;
+}
+
 }  // namespace pidfd_exporter

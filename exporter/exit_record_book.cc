@@ -34,6 +34,9 @@ void ExitRecordBook::Read() {
     const TaskstatsListener::ReceiveStatus status = listener_->Receive(&batch_, &error);
     const int64_t now = MonotonicNanoseconds();
     for (TaskExitRecord& record : batch_.records) {
+      // A thread's record: the connector's filter drops thread exit events (exporter/
+      // proc_connector.h), so no event would ever take it, and no process is named by it.
+      if (record.tgid != 0 && record.tgid != record.pid) continue;
       const int pid = record.pid;
       record.received_monotonic_ns = now;
       if (observe_) observe_(record, now);

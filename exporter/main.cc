@@ -408,7 +408,7 @@ class Reloader {
     }
     tracker_->ApplyConfig(*next.config);
     WarnIfRecordsCannotName(features_, *tracker_);
-    loop_->RescheduleTimer(scan_timer_id_, next.config->scan_interval);
+    loop_->RescheduleTimer(scan_timer_id_, ScanInterval(*next.config, features_.proc_connector));
     metrics_->SetIdleSetTimeout(next.config->idle_set_timeout);
     loop_->RescheduleTimer(idle_sweep_timer_id_, Metrics::IdleSweepInterval(next.config->idle_set_timeout));
     metrics_->ConfigReloaded(true, UnixNow());
@@ -515,7 +515,8 @@ bool StartIdleSetSweep(EventLoop* loop, Metrics* metrics, Reloader* reloader, co
 }
 
 // Step 7: serve until SIGTERM or SIGINT; SIGHUP reloads. Scans run on the scan timer.
-int Serve(EventLoop* loop, Tracker* tracker, Reloader* reloader, int signal_fd, const Config& config) {
+int Serve(EventLoop* loop, Tracker* tracker, Reloader* reloader, int signal_fd, const Config& config,
+          bool connector_in_use) {
   bool stopping = false;
   loop->AddFd(signal_fd, EPOLLIN, [&](uint32_t) {
     signalfd_siginfo info{};
@@ -530,7 +531,8 @@ int Serve(EventLoop* loop, Tracker* tracker, Reloader* reloader, int signal_fd, 
       }
     }
   });
-  const int scan_timer_id = loop->AddTimer(config.scan_interval, [tracker] { tracker->Scan(); });
+  const int scan_timer_id =
+      loop->AddTimer(ScanInterval(config, connector_in_use), [tracker] { tracker->Scan(); });
   if (scan_timer_id < 0) {
     LogError("Cannot create the scan timer");
     return 1;
@@ -590,7 +592,8 @@ int Run(int argc, char** argv) {
   auto server = StartServer(flags, *web_config, config, features, &metrics, tracker.get(), &reloader);
   if (!server) return 1;
   if (!StartIdleSetSweep(loop.get(), &metrics, &reloader, config)) return 1;
-  const int exit_code = Serve(loop.get(), tracker.get(), &reloader, signal_fd.get(), config);
+  const int exit_code =
+      Serve(loop.get(), tracker.get(), &reloader, signal_fd.get(), config, features.proc_connector);
   server.reset();  // stop serving before the tracker and metrics go away
   if (exit_code == 0) LogInfo("Stopped");
   return exit_code;

@@ -199,6 +199,10 @@ constexpr FamilySpec kReapChecksDelayedFamily{
     "pidfd_exporter_reap_checks_delayed_total",
     "Rounds of reap checks that the cap of 20,000 checks/s delayed: reap latencies of that time are "
     "less precise than max(1 ms, 2 %)."};
+constexpr FamilySpec kConnectorMessagesFamily{
+    "pidfd_exporter_connector_messages_total",
+    "Proc connector messages received, after the kernel dropped thread events and event types the "
+    "exporter never uses."};
 
 }  // namespace
 
@@ -229,6 +233,7 @@ Metrics::Metrics(const Config& config)
       sets_family_(Register<prometheus::Gauge>(*registry_, kSetsFamily)),
       reap_checks_family_(Register<prometheus::Counter>(*registry_, kReapChecksFamily)),
       reap_checks_delayed_family_(Register<prometheus::Counter>(*registry_, kReapChecksDelayedFamily)),
+      connector_messages_family_(Register<prometheus::Counter>(*registry_, kConnectorMessagesFamily)),
       watched_pidfds_(watched_pidfds_family_.Add({})),
       unattributed_exits_(unattributed_exits_family_.Add({})),
       scan_duration_(scan_duration_family_.Add(
@@ -241,6 +246,7 @@ Metrics::Metrics(const Config& config)
       live_sets_gauge_(sets_family_.Add({})),
       reap_checks_(reap_checks_family_.Add({})),
       reap_checks_delayed_(reap_checks_delayed_family_.Add({})),
+      connector_messages_(connector_messages_family_.Add({})),
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
       peak_rss_buckets_(config.peak_rss_buckets),
@@ -623,6 +629,10 @@ void Metrics::SetWatchedPidfds(int64_t count) {
 
 void Metrics::ScanDuration(double seconds) {
   scan_duration_.Observe(seconds);
+}
+
+void Metrics::ConnectorMessagesReceived(size_t count) {
+  connector_messages_.Increment(static_cast<double>(count));
 }
 
 void Metrics::ConfigReloaded(bool successful, double now_unix_seconds) {

@@ -115,6 +115,9 @@ class Metrics {
   // due checks for later (reap latencies then less precise than max(1 ms, 2 %)).
   void ReapChecksMade(size_t checks, bool delayed);
   void ScanDuration(double seconds);
+  // Messages the proc connector delivered (events and acknowledgements), after the kernel-side
+  // filter (exporter/proc_connector.h, ConnectorFilterProgram).
+  void ConnectorMessagesReceived(size_t count);
   void ConfigReloaded(bool successful, double now_unix_seconds);
   // Counts the exporter's open descriptors for process_open_fds. Listing /proc/self/fd
   // costs ~1 us per descriptor (10 ms at 10k pidfds), too much for every scrape: the
@@ -200,6 +203,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& sets_family_;
   prometheus::Family<prometheus::Counter>& reap_checks_family_;
   prometheus::Family<prometheus::Counter>& reap_checks_delayed_family_;
+  prometheus::Family<prometheus::Counter>& connector_messages_family_;
   prometheus::Gauge& watched_pidfds_;
   prometheus::Counter& unattributed_exits_;
   prometheus::Histogram& scan_duration_;
@@ -210,6 +214,7 @@ class Metrics {
   prometheus::Gauge& live_sets_gauge_;
   prometheus::Counter& reap_checks_;
   prometheus::Counter& reap_checks_delayed_;
+  prometheus::Counter& connector_messages_;
   std::map<std::string, prometheus::Counter*> errors_;
 
   std::vector<double> reap_latency_buckets_;

@@ -1,5 +1,6 @@
 #include "proc_connector.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netlink.h>
 #include <poll.h>
@@ -155,7 +156,71 @@ bool ParseConnectorMessage(std::span<const uint8_t> payload, ConnectorSequenceTr
 
 using netlink::MonotonicNowMs;
 
+// Offsets in a datagram (one netlink message) that the socket filter reads.
+constexpr uint32_t kFilterConnectorIndexOffset = kNetlinkHeaderSize;      // cn_msg.idx
+constexpr uint32_t kFilterConnectorValueOffset = kNetlinkHeaderSize + 4;  // cn_msg.val
+constexpr uint32_t kFilterWhatOffset = kNetlinkHeaderSize + kConnectorHeaderSize;
+constexpr uint32_t kFilterDataOffset = kFilterWhatOffset + kProcEventHeaderSize;
+// The fork event's child pid and tgid follow the parent's.
+constexpr uint32_t kFilterForkChildOffset = kFilterDataOffset + 8;
+// Shorter datagrams cannot hold a fork event's child: kept, for the parser to judge.
+constexpr uint32_t kFilterMinimumLength = kFilterForkChildOffset + 8;
+constexpr uint32_t kFilterAccept = 0xFFFFFFFF;  // the whole datagram
+constexpr uint32_t kFilterDrop = 0;
+
+// BPF_ABS loads read big-endian words; the connector writes host order. Constants compared
+// with such a load are converted the same way (equality of two loads needs nothing).
+uint32_t AsLoaded(uint32_t host_value) {
+  return ntohl(host_value);
+}
+
+sock_filter Statement(uint16_t code, uint32_t k) {
+  return sock_filter{code, 0, 0, k};
+}
+sock_filter Jump(uint16_t code, uint32_t k, uint8_t if_true, uint8_t if_false) {
+  return sock_filter{code, if_true, if_false, k};
+}
+
+// Attaches ConnectorFilterProgram; false (errno set) when the kernel refuses it.
+bool AttachFilter(int socket) {
+  std::vector<sock_filter> program = ConnectorFilterProgram();
+  sock_fprog attached{static_cast<unsigned short>(program.size()), program.data()};
+  return setsockopt(socket, SOL_SOCKET, SO_ATTACH_FILTER, &attached, sizeof attached) == 0;
+}
+
 }  // namespace
+
+std::vector<sock_filter> ConnectorFilterProgram() {
+  // Jump offsets count the instructions skipped; the numbers in comments are the targets.
+  constexpr uint16_t kLoadWord = BPF_LD | BPF_W | BPF_ABS;
+  constexpr uint16_t kIfEqual = BPF_JMP | BPF_JEQ | BPF_K;
+  constexpr uint16_t kIfEqualX = BPF_JMP | BPF_JEQ | BPF_X;
+  return {
+      /* 0 */ Statement(BPF_LD | BPF_W | BPF_LEN, 0),
+      /* 1 */ Jump(BPF_JMP | BPF_JGE | BPF_K, kFilterMinimumLength, 0, 20),  // short: 22
+      /* 2 */ Statement(kLoadWord, kFilterConnectorIndexOffset),
+      /* 3 */ Jump(kIfEqual, AsLoaded(kConnectorIndexProc), 0, 18),  // not a proc event: 22
+      /* 4 */ Statement(kLoadWord, kFilterConnectorValueOffset),
+      /* 5 */ Jump(kIfEqual, AsLoaded(kConnectorValueProc), 0, 16),  // 22
+      /* 6 */ Statement(kLoadWord, kFilterWhatOffset),
+      /* 7 */ Jump(kIfEqual, AsLoaded(kEventFork), 9, 0),    // 17
+      /* 8 */ Jump(kIfEqual, AsLoaded(kEventExec), 4, 0),    // 13
+      /* 9 */ Jump(kIfEqual, AsLoaded(kEventComm), 3, 0),    // 13
+      /* 10 */ Jump(kIfEqual, AsLoaded(kEventExit), 2, 0),   // 13
+      /* 11 */ Jump(kIfEqual, AsLoaded(kEventNone), 10, 0),  // an acknowledgement: 22
+      /* 12 */ Statement(BPF_RET | BPF_K, kFilterDrop),      // uid, gid, sid, ptrace, coredump, ...
+      /* 13 */ Statement(kLoadWord, kFilterDataOffset + 4),  // exec, comm, exit: pid == tgid?
+      /* 14 */ Statement(BPF_MISC | BPF_TAX, 0),
+      /* 15 */ Statement(kLoadWord, kFilterDataOffset),
+      /* 16 */ Jump(kIfEqualX, 0, 5, 4),                          // 22 : 21
+      /* 17 */ Statement(kLoadWord, kFilterForkChildOffset + 4),  // fork: child pid == tgid?
+      /* 18 */ Statement(BPF_MISC | BPF_TAX, 0),
+      /* 19 */ Statement(kLoadWord, kFilterForkChildOffset),
+      /* 20 */ Jump(kIfEqualX, 0, 1, 0),  // 22 : 21
+      /* 21 */ Statement(BPF_RET | BPF_K, kFilterDrop),
+      /* 22 */ Statement(BPF_RET | BPF_K, kFilterAccept),
+  };
+}
 
 bool ConnectorSequenceTracker::Observe(uint32_t cpu, uint32_t sequence) {
   if (cpu >= kMaxTrackedCpus) return true;
@@ -233,6 +298,11 @@ std::unique_ptr<ProcConnector> ProcConnector::Open(size_t receive_buffer_bytes, 
       netlink::SizeReceiveBuffer(socket.get(), receive_buffer_bytes, error);
   if (!effective) return nullptr;
 
+  // Before bind: no unfiltered event is queued. Without the filter (refused, which no supported
+  // kernel does) everything arrives as before and sequence gaps still reveal losses.
+  const bool filtered = AttachFilter(socket.get());
+  if (!filtered) LogWarn("Proc connector: kernel refused the event filter", {{"err", strerror(errno)}});
+
   sockaddr_nl address{};
   address.nl_family = AF_NETLINK;
   address.nl_groups = kConnectorIndexProc;  // group CN_IDX_PROC
@@ -250,6 +320,7 @@ std::unique_ptr<ProcConnector> ProcConnector::Open(size_t receive_buffer_bytes, 
   // The port id is unique among netlink sockets, so acknowledgements of other listeners'
   // requests (they are multicast to us too) cannot be mistaken for ours.
   connector->port_id_ = address.nl_pid;
+  connector->filtered_ = filtered;
   if (!connector->Subscribe(error)) return nullptr;
   return connector;
 }
@@ -332,12 +403,13 @@ bool ProcConnector::Subscribe(std::string* error) {
 
 ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::string* error) {
   int datagrams = 0;
-  if (batch != &pending_ &&
-      (!pending_.events.empty() || !pending_.acks.empty() || pending_.lost || pending_.malformed > 0)) {
+  if (batch != &pending_ && (!pending_.events.empty() || !pending_.acks.empty() || pending_.lost ||
+                             pending_.drained_after_loss || pending_.malformed > 0)) {
     batch->events.insert(batch->events.end(), std::make_move_iterator(pending_.events.begin()),
                          std::make_move_iterator(pending_.events.end()));
     batch->acks.insert(batch->acks.end(), pending_.acks.begin(), pending_.acks.end());
     batch->lost = batch->lost || pending_.lost;
+    batch->drained_after_loss = batch->drained_after_loss || pending_.drained_after_loss;
     batch->malformed += pending_.malformed;
     pending_.Clear();
     ++datagrams;
@@ -347,7 +419,8 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
     int received = 0;
     int error_number = 0;
     // While draining after an overflow the gap is known; tracking would only report it again.
-    ConnectorSequenceTracker* tracker = draining_after_overflow_ ? nullptr : &sequence_tracker_;
+    // Filtered, the numbers have gaps by design: only ENOBUFS says that events were lost.
+    ConnectorSequenceTracker* tracker = draining_after_overflow_ || filtered_ ? nullptr : &sequence_tracker_;
     const netlink::DatagramReader::Status status = reader_.ReadOnce(
         socket_.get(),
         [&](std::span<const uint8_t> datagram) { ParseConnectorMessages(datagram, tracker, batch); },
@@ -358,6 +431,7 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
         // a new baseline, not a second gap.
         draining_after_overflow_ = false;
         sequence_tracker_.Reset();
+        batch->drained_after_loss = true;
       }
       break;
     }

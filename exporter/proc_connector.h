@@ -1,12 +1,15 @@
 // proc_connector: the kernel's process-event connector (netlink NETLINK_CONNECTOR, group
 // CN_IDX_PROC). ProcConnector owns the subscribed socket and turns its datagrams into ProcEvent
 // values (fork, exec, comm, exit of every task on the host) and reports when events were lost
-// (socket overflow or a per-CPU sequence gap), so that the caller rescans /proc.
+// (socket overflow; a per-CPU sequence gap only where the kernel-side filter could not be
+// attached), so that the caller rescans /proc.
 // Event-loop thread only: nothing here is synchronised. It never blocks (the socket is
 // non-blocking; Open() alone may wait up to kAcknowledgeTimeout for the kernel's reply) and never
 // decides what an event means for a process set (that is the tracker's job).
 // The parser is a pure function over bytes, so recorded datagrams can be replayed in tests.
 #pragma once
+
+#include <linux/filter.h>
 
 #include <chrono>
 #include <cstddef>
@@ -52,13 +55,18 @@ struct ConnectorAck {
 struct ConnectorBatch {
   std::vector<ProcEvent> events;
   std::vector<ConnectorAck> acks;
-  bool lost = false;     // events were lost (sequence gap or overflow): rescan /proc
+  bool lost = false;  // events were lost (sequence gap or overflow): rescan /proc
+  // The queue was read empty after an overflow. Events dropped after the ENOBUFS was reported
+  // and before this point raised no second ENOBUFS (the socket stays congested until it is
+  // empty): only a rescan that starts now covers them.
+  bool drained_after_loss = false;
   size_t malformed = 0;  // messages skipped: truncated, not a proc event, or not from the kernel
 
   void Clear() {
     events.clear();
     acks.clear();
     lost = false;
+    drained_after_loss = false;
     malformed = 0;
   }
 };
@@ -90,9 +98,18 @@ void ParseConnectorMessages(std::span<const uint8_t> data, ConnectorSequenceTrac
 
 // Builds the netlink request that subscribes (`listen`) or unsubscribes: nlmsghdr + cn_msg + the
 // 4-byte mcast_op. The 8-byte struct proc_input of Linux 6.6+ is not used: kernels before 6.6
-// silently drop it, and its event filter would make filtered-out events consume sequence
-// numbers, so gap detection would report false losses.
+// silently drop it; the classic BPF filter below drops the same events on every kernel.
 std::vector<uint8_t> BuildConnectorRequest(bool listen, uint32_t acknowledge);
+
+// The classic BPF socket filter (SO_ATTACH_FILTER, every kernel the exporter supports) that
+// makes the kernel drop, before it queues them or wakes anyone, the messages no code path uses:
+// events of threads (pid != tgid; for a fork the child's) and event types other than fork,
+// exec, comm, exit and the acknowledgement. Anything it cannot read as a proc event (too short,
+// another connector id) is kept for the parser to count as malformed. The filter looks at the
+// first message of a datagram only: the connector sends one per datagram. Dropped messages
+// leave gaps in the per-CPU sequence numbers, so with the filter attached loss is detected by
+// ENOBUFS alone (docs/architecture.md, "Proc connector").
+std::vector<sock_filter> ConnectorFilterProgram();
 
 // The subscribed socket.
 //
@@ -125,6 +142,9 @@ class ProcConnector {
   int fd() const { return socket_.get(); }
   // The effective receive buffer, as the kernel reports it.
   size_t receive_buffer_bytes() const { return receive_buffer_bytes_; }
+  // Whether the kernel filters the events (ConnectorFilterProgram); false only when attaching
+  // failed, and then sequence gaps are tracked as losses.
+  bool filtered() const { return filtered_; }
 
   enum class ReceiveStatus {
     kOk,          // at least one datagram was read (the fd may still be readable)
@@ -151,6 +171,7 @@ class ProcConnector {
   uint32_t port_id_ = 0;                  // our netlink address; also the cookie in our requests' ack field
   int listen_requests_sent_ = 0;          // kernels before 6.6 count each LISTEN; balanced on close
   bool draining_after_overflow_ = false;  // ENOBUFS seen, queue not yet read empty
+  bool filtered_ = false;
   ConnectorSequenceTracker sequence_tracker_;
   ConnectorBatch pending_;  // read during Subscribe(), handed out by the first Receive()
   netlink::DatagramReader reader_;

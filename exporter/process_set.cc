@@ -520,6 +520,10 @@ unsigned ProcessSets::NeededAttributes() const {
   return needs_;
 }
 
+bool ProcessSets::MatchesByPid() const {
+  return std::any_of(sets_.begin(), sets_.end(), [](const auto& set) { return !set->pidfile.empty(); });
+}
+
 std::optional<MatchResult> ProcessSets::Match(const ProcessAttributes& process) const {
   JoinedCmdline cmdline(process.argv);
   for (size_t index = 0; index < sets_.size(); ++index) {

@@ -56,6 +56,9 @@ class ProcessSets {
   ProcessSets& operator=(ProcessSets&&) noexcept;
 
   unsigned NeededAttributes() const;
+  // Whether a set picks processes by PID (a pidfile): then a fork does not necessarily match
+  // what its parent matched.
+  bool MatchesByPid() const;
   // The first set whose matchers all accept the process, with its rendered name.
   std::optional<MatchResult> Match(const ProcessAttributes& process) const;
   // The name a descendant of a member of set `set_index` gets (children: true): the

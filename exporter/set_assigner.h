@@ -69,6 +69,10 @@ class SetAssigner {
   // Exit records (taskstats) carry the name alone: they can place a process only when every
   // matcher and set name needs nothing else.
   bool NameAlonePlaces() const { return NeededAttributes() == 0; }
+  // A fork has its parent's attributes but for its PID and parent (a later exec or rename
+  // arrives as its own event): it matches what its parent matched unless a set picks
+  // processes by PID (pidfile).
+  bool ForkMatchesAsItsParent() const { return !sets_->MatchesByPid(); }
 
   // Generations: a process that matched nothing is looked at again when one moved.
   uint64_t ConfigGeneration() const { return config_generation_; }

@@ -153,6 +153,10 @@ class Tracker {
   // A scan in progress: it runs in chunks posted to the loop (see ScanStep).
   struct ScanState {
     bool active = false;
+    // Reads every PID's stat. Otherwise (the connector on, no event lost since the last full
+    // scan) PIDs the tables know are skipped: their pidfds, or the events that keep the
+    // unmatched list current, say what changed (docs/architecture.md, "Discovery").
+    bool full = true;
     bool rescan_requested = false;
     bool sorted = false;
     int64_t started = 0;
@@ -168,6 +172,8 @@ class Tracker {
 
   // --- tracker_scan.cc ---
   void ScanStep();
+  // Incremental scans: true when `pid` needs no read (it is known and events keep it current).
+  bool KnownAndCurrent(int pid);
   void ReconcileEntry(const ScanEntry& entry);
   void ReconcileWatched(WatchedProcess& process, const ScanEntry& entry);
   void FinishScan();
@@ -260,6 +266,10 @@ class Tracker {
   // --- tracker_connector.cc ---
   void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);
   void OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns);
+  // A fork of a process that matched nothing (and whose verdict is current) matches nothing
+  // either: filed as unmatched from the event alone, no pidfd and no /proc read. False when
+  // the child may match (then it is looked at as before).
+  bool FileForkAsUnmatched(int child_pid, int parent_pid);
   // Adopts a fresh fork from the event alone (comm-only matchers, PIDFD_GET_INFO).
   void AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
                           uint64_t timestamp_ns);
@@ -302,6 +312,10 @@ class Tracker {
   uint64_t scan_number_ = 0;
   uint64_t next_synthetic_key_ = 1;
   bool rescan_pending_ = false;
+  // The next scan reads everything: the first one, and the one after the connector lost events.
+  bool next_scan_full_ = true;
+  static constexpr int64_t kOpenFdsRefreshNs = 30'000'000'000;
+  std::optional<int64_t> open_fds_refreshed_ns_;  // when process_open_fds was last counted
   ScanState scan_;
   std::unordered_map<uint64_t, WatchedProcess> processes_;  // by key
   std::unordered_map<int, uint64_t> key_by_pid_;

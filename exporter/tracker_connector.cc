@@ -40,6 +40,7 @@ void Tracker::DrainConnector() {
     connector_batch_.Clear();
     std::string error;
     const ProcConnector::ReceiveStatus status = connector_->Receive(&connector_batch_, &error);
+    metrics_->ConnectorMessagesReceived(connector_batch_.events.size() + connector_batch_.acks.size());
     for (const ProcEvent& event : connector_batch_.events) {
       // A task's exit record is queued before its exit event is even sent: whenever records
       // are read, every exit event received so far finds its record among them.
@@ -50,9 +51,15 @@ void Tracker::DrainConnector() {
     if (connector_batch_.lost || status == ProcConnector::ReceiveStatus::kOverflow) {
       // Events were dropped: only a full /proc scan can tell what was missed.
       metrics_->CountError("connector_overflow");
+      next_scan_full_ = true;
       ScheduleRescan();
       FlushParkedExits(INT64_MAX);  // their events may be among the lost
       if (exit_records_) exit_records_->DropAll();
+    }
+    if (connector_batch_.drained_after_loss) {
+      // Losses late in the overflow raised no ENOBUFS of their own (ProcConnector::Receive).
+      next_scan_full_ = true;
+      ScheduleRescan();
     }
     if (status == ProcConnector::ReceiveStatus::kError) {
       metrics_->CountError("connector_receive");
@@ -150,6 +157,7 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   if (auto parked = parked_exits_.find(child_pid); parked != parked_exits_.end())
     parked->second.successor_forked_ns.emplace(static_cast<int64_t>(timestamp_ns));
   if (!SettleStale(child_pid, static_cast<int64_t>(timestamp_ns))) return;
+  if (FileForkAsUnmatched(child_pid, parent_pid)) return;
   // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
   std::optional<std::string> comm = ForkedComm(parent_pid);
   if (!comm) return;
@@ -162,6 +170,25 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   // Reaped before we could open it (or out of descriptors): remember what a fork inherits,
   // its parent's name, so that its exit event can still be counted.
   RememberGhost(child_pid, parent_pid, std::move(*comm));
+}
+
+bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid) {
+  if (!assigner_.ForkMatchesAsItsParent()) return false;
+  auto parent = unmatched_.find(parent_pid);
+  if (parent == unmatched_.end()) return false;
+  const UnmatchedProcess& verdict = parent->second;
+  // Judged under the running config, pidfiles and lineage: an unmatched parent has no
+  // children: true ancestor, so its fork inherits no set either.
+  if (verdict.config_generation != assigner_.ConfigGeneration() ||
+      verdict.pidfile_generation != assigner_.PidfileGeneration() ||
+      verdict.lineage_generation != assigner_.LineageGeneration())
+    return false;
+  UnmatchedProcess child = verdict;
+  child.start_time_ticks = 0;  // not read: a full scan reads it
+  child.parent_pid = parent_pid;
+  child.last_seen_scan = scan_number_;
+  unmatched_[child_pid] = std::move(child);
+  return true;
 }
 
 void Tracker::AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
@@ -263,15 +290,21 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
   const bool name_alone = assigner_.NameAlonePlaces();
   auto known = unmatched_.find(pid);
   const int parent_pid = known != unmatched_.end() ? known->second.parent_pid : 0;
-  if (name_alone && new_comm && known != unmatched_.end()) {
-    // A rename with comm-only matchers: decide from the event, open a pidfd only when the
-    // new name places it.
+  if (name_alone && known != unmatched_.end()) {
+    // Comm-only matchers: decide from the rename's name, or the exec'd program's comm (one
+    // small read), and open a pidfd only when the new name places it. Unreadable (gone
+    // already): the path below files its exit.
+    std::optional<std::string> comm;
+    if (new_comm)
+      comm = *new_comm;
+    else
+      comm = reader_->ReadComm(pid);
     ProcessAttributes attributes;
     attributes.pid = pid;
     attributes.parent_pid = parent_pid;
-    attributes.comm = *new_comm;
-    if (!assigner_.Assign(attributes, LineageOf(parent_pid, {}))) {
-      known->second.comm = *new_comm;
+    if (comm) attributes.comm = *comm;
+    if (comm && !assigner_.Assign(attributes, LineageOf(parent_pid, {}))) {
+      known->second.comm = *comm;
       return;
     }
   }
@@ -279,7 +312,14 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
   DiscoverPid(pid, /*provisional_allowed=*/false);
   // A ghost holds a name alone: it can stand for a process only where the name is all the
   // matchers need (and, after an exec, an exit record will give that name).
-  if (key_by_pid_.count(pid) || unmatched_.count(pid) || !name_alone || (!new_comm && !exit_records_)) return;
+  if (key_by_pid_.count(pid) || !name_alone || (!new_comm && !exit_records_)) return;
+  // Read unmatched under another name than the one this rename placed: not the process that
+  // renamed, but the PID's next one (the renamer was reaped and its PID handed out before this
+  // event was handled; forks of unmatched processes hold no pidfd to pin it). The renamer's exit
+  // event is still to come: the ghost counts it.
+  if (auto read = unmatched_.find(pid);
+      read != unmatched_.end() && (!new_comm || read->second.comm == *new_comm))
+    return;
   // Gone before its pidfd could be opened (or out of descriptors: then it lives on, and the
   // ghost expires after the next scan, which watches it). Its exit event, queued behind this
   // one when it is gone, counts it: under a rename's name, or under the name its exit record
@@ -296,6 +336,8 @@ void Tracker::OnConnectorExit(const ProcEvent& event, const TaskExitRecord* reco
   if (!parked_exits_.empty() && CompleteParkedExit(event)) return;
   auto watched = key_by_pid_.find(event.pid);
   if (watched == key_by_pid_.end()) {
+    // Gone, or (a leader thread's own exit) unknown to us from now on: a scan reads it then.
+    unmatched_.erase(event.pid);
     OnGhostExit(event.pid, event, record);
     return;
   }

@@ -871,6 +871,127 @@ TEST_F(ConnectorTest, ThreadExitsAreNotProcessExits) {
   Report("thread_exec_reap_latency_s", exec_latency);
 }
 
+// A process in a set starts and ends 5,000 threads one after another while 20 of its
+// zero-lifetime siblings exit: the kernel's filter drops the 10,000 thread events before they
+// reach the exporter (its connector message counter grows by far less than the threads), and
+// every process exit is still counted exactly once.
+TEST_F(ConnectorTest, ThreadEventsAreDroppedInTheKernelAndExitsStillCount) {
+  const std::string set = "cn_threads";
+  const std::string siblings = "cn_thr_sib";
+  constexpr int kThreads = 5000;
+  constexpr int kSiblings = 20;
+  constexpr char kMessages[] = "pidfd_exporter_connector_messages_total";
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set, set) + CommSet(siblings, siblings)));
+  if (IsSkipped()) return;
+
+  Pipe go, done;
+  pid_t pid = ForkChild([&] {
+    SetComm("cn_threads");
+    ReadCommandByte(go.read_end());
+    for (int i = 0; i < kThreads; ++i) {
+      pthread_t thread;
+      if (pthread_create(
+              &thread, nullptr, [](void*) -> void* { return nullptr; }, nullptr) != 0)
+        _exit(90);
+      pthread_join(thread, nullptr);
+    }
+    SendByte(done.write_end(), 'd');
+    ReadCommandByte(go.read_end());
+    _exit(7);
+  });
+  ProcessGuard guard(pid);
+  go.CloseRead();
+  done.CloseWrite();
+  ASSERT_TRUE(exporter_.WaitFor("the threaded process watched",
+                                [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 1; }));
+  Metrics before;
+  ASSERT_TRUE(exporter_.Scrape(&before));
+  ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
+  ASSERT_EQ(ReadCommandByte(done.read_end()), 'd') << "the threads did not all run";
+  Metrics after;
+  ASSERT_TRUE(exporter_.Scrape(&after));
+  ASSERT_TRUE(before.Value(kMessages).has_value()) << "no " << kMessages;
+  const double received = after.ValueOrZero(kMessages) - before.ValueOrZero(kMessages);
+  // Unfiltered, the threads alone would be 2 × kThreads messages; the rest of the host adds a few.
+  EXPECT_LT(received, kThreads) << "thread events reached the exporter" << LoadNote();
+  Report("messages_received_while_threads_ran", received);
+
+  for (int i = 0; i < kSiblings; ++i)
+    EXPECT_EQ(DescribeWaitStatus(WaitPid(ForkZeroLifetime(siblings.c_str(), 3))), "exit 3");
+  ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
+  EXPECT_EQ(DescribeWaitStatus(guard.Reap()), "exit 7");
+  EXPECT_TRUE(exporter_.WaitFor("every exit counted", [&](const Metrics& m) {
+    return m.Sum(kExits, Set(set)) >= 1 && m.Sum(kExits, Set(siblings)) >= kSiblings;
+  }));
+  Metrics metrics = Settled();
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "7")), 1);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), 1) << "a thread's exit counted as a process exit";
+  EXPECT_EQ(metrics.Value(kStarts, Set(set)), 1);
+  EXPECT_EQ(metrics.Value(kExits, Exit(siblings, "exited", "3")), kSiblings);
+  EXPECT_EQ(metrics.Sum(kExits, Set(siblings)), kSiblings);
+  EXPECT_EQ(metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "connector_overflow"}}), 0);
+}
+
+// A process that matched nothing forks 50 children that stay (no exec, no rename): none
+// costs a pidfd, since a fork matches what its parent matched (scan_interval 1h: no scan files
+// them meanwhile). A 51st renames itself into the set: watched from that event, and its exit
+// counted with a reap latency.
+TEST_F(ConnectorTest, ForksOfUnmatchedProcessesHoldNoPidfd) {
+  const std::string set = "cn_cheap_in";
+  constexpr int kSleepers = 50;
+  constexpr char kWatched[] = "pidfd_exporter_watched_pidfds";
+  std::string config = MakeConfig(CommSet(set, set), "auto");
+  const std::string interval = "scan_interval: " + std::to_string(kScanInterval.count()) + "ms";
+  ASSERT_NE(config.find(interval), std::string::npos);
+  config.replace(config.find(interval), interval.size(), "scan_interval: 1h");
+  ASSERT_TRUE(exporter_.Start(config));
+  Metrics started;
+  ASSERT_TRUE(exporter_.WaitFor(
+      "the first /proc scan", [](const Metrics& m) { return m.ValueOrZero(kScanCount) >= 1; }, &started));
+  if (started.Value(kFeature, {{"feature", "proc_connector"}}) != 1) SKIP_UNLESS_CI("no proc connector here");
+
+  Pipe release, renamed_go;
+  pid_t parent = ForkChild([&] {
+    SetComm("cn_cheap_par");
+    pid_t sleepers[kSleepers];
+    for (pid_t& sleeper : sleepers) {
+      sleeper = fork();
+      if (sleeper == 0) {
+        while (true) pause();
+      }
+    }
+    pid_t renamed = fork();
+    if (renamed == 0) {
+      SetComm("cn_cheap_in");
+      _exit(ReadCommandByte(renamed_go.read_end()) == 'x' ? 6 : 1);
+    }
+    ReadCommandByte(release.read_end());
+    for (pid_t sleeper : sleepers) kill(sleeper, SIGKILL);
+    for (pid_t sleeper : sleepers) waitpid(sleeper, nullptr, 0);
+    int status = 0;
+    waitpid(renamed, &status, 0);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 2);
+  });
+  ProcessGuard guard(parent);
+  release.CloseRead();
+  renamed_go.CloseRead();
+  Metrics watching;
+  ASSERT_TRUE(exporter_.WaitFor(
+      "the renamed child watched", [&](const Metrics& m) { return m.Value(kProcesses, Set(set)) == 1; },
+      &watching));
+  // Its rename came after the 50 forks: they have been handled.
+  EXPECT_EQ(watching.Value(kWatched), 1) << "forks of a process that matched nothing hold pidfds";
+  ASSERT_NO_FATAL_FAILURE(SendByte(renamed_go.write_end(), 'x'));
+  ASSERT_NO_FATAL_FAILURE(SendByte(release.write_end(), 'q'));
+  EXPECT_EQ(DescribeWaitStatus(guard.Reap()), "exit 6");
+  Metrics metrics;
+  EXPECT_TRUE(exporter_.WaitFor(
+      "the renamed child's exit", [&](const Metrics& m) { return m.Sum(kExits, Set(set)) >= 1; }, &metrics));
+  EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "6")), 1);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set)), 1);
+  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), 1);
+}
+
 // Without the connector (a new network namespace has none), "auto" falls back to the /proc
 // scan: the feature reads 0, the log says why, and a process that outlives the scan interval
 // is still counted. "on" refuses to start there.

@@ -38,6 +38,15 @@ Config Parsed(const std::string& text) {
 
 // --- Files that ship ----------------------------------------------------------------------
 
+TEST(ConfigTest, ScanIntervalDefaultsPerDiscoveryModeUnlessConfigured) {
+  Config config;
+  EXPECT_EQ(ScanInterval(config, /*connector_in_use=*/true), 30s);
+  EXPECT_EQ(ScanInterval(config, /*connector_in_use=*/false), 5s);
+  config.scan_interval = 90min;
+  EXPECT_EQ(ScanInterval(config, true), 90min);
+  EXPECT_EQ(ScanInterval(config, false), 90min);
+}
+
 TEST(ConfigTest, ShippedDefaultConfigParses) {
   const ConfigResult result = LoadConfigFile((SourceDir() / "config" / "pidfd_exporter.yml").string());
   ASSERT_THAT(result.errors, IsEmpty()) << result.errors[0].ToString();
@@ -46,7 +55,7 @@ TEST(ConfigTest, ShippedDefaultConfigParses) {
   EXPECT_EQ(config.process_sets[0].name, "{{.Comm}}");
   EXPECT_TRUE(config.process_sets[0].name_is_template);
   EXPECT_THAT(config.process_sets[0].comm, IsEmpty());
-  EXPECT_EQ(config.scan_interval, 5s);
+  EXPECT_EQ(config.scan_interval, std::nullopt);  // ScanInterval picks the default
   EXPECT_EQ(config.proc_connector, DiscoveryMode::kAuto);
   EXPECT_EQ(config.max_sets, 256u);
   EXPECT_THAT(config.reap_latency_buckets, ElementsAre(0.0001, 0.001, 0.01, 0.1, 1, 10, 60, 600, 3600));
@@ -174,7 +183,7 @@ TEST(ConfigTest, SetWithoutMatchersOrNameGetsDefaults) {
 
 TEST(ConfigTest, OmittedSectionsKeepDefaults) {
   const Config config = Parsed("process_sets:\n  - name: x\ndiscovery:\nlimits:\n");
-  EXPECT_EQ(config.scan_interval, 5s);
+  EXPECT_EQ(config.scan_interval, std::nullopt);  // ScanInterval picks the default
   EXPECT_EQ(config.max_sets, 256u);
   EXPECT_EQ(config.reap_latency_buckets.size(), 9u);
 }

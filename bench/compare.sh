@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Issue 14's targets, two revisions side by side in one run: BASE_EXPORTER (e.g. a build of
+# the revision before) and the exporter of BENCH_BUILD, interleaved round by round.
+#   1. unrelated host processes: one worker loops fork + exec /bin/true + waitpid (names that
+#      no set matches), alone / beside base / beside new: loop rate, slowdown, exporter CPU per
+#      host process (schedstat of all its threads).
+#   2. storms: MODE fork and exec of bench/events.sh (every process in a set "{{.Comm}}"),
+#      2 workers: exporter CPU per lifecycle, exits counted and reap latencies observed.
+#   3. idle and scan: N sleepers (default 10,000) in 100 sets, connector auto, scan_interval
+#      left to its default (base: 5s; new: 30s with the connector), 5s and 1s, WINDOW seconds each: CPU per minute, scans, and the CPU one scan costs
+#      per watched process ((cpu/min at 1s - cpu/min at 5s) / (scans/min at 1s - at 5s) / N).
+# Usage: BASE_EXPORTER=/path/to/old/pidfd_exporter bench/compare.sh [--quick]
+#        (SCENARIOS="unrelated storms idle" by default; ROUNDS, SECONDS_RUN, N, WINDOW)
+source "$(dirname "$0")/lib.sh"
+ensure_build
+
+NEW_EXPORTER=$EXPORTER
+BASE_EXPORTER=${BASE_EXPORTER:?set BASE_EXPORTER to the exporter binary of the revision to compare with}
+if [ $QUICK = 1 ]; then ROUNDS=${ROUNDS:-1}; SECONDS_RUN=${SECONDS_RUN:-3}; N=${N:-1000}; WINDOW=${WINDOW:-10}
+else ROUNDS=${ROUNDS:-3}; SECONDS_RUN=${SECONDS_RUN:-5}; N=${N:-10000}; WINDOW=${WINDOW:-30}; fi
+SCENARIOS=${SCENARIOS:-unrelated storms idle}
+machine_line
+echo "base: $BASE_EXPORTER ($("$BASE_EXPORTER" --version 2>&1 | head -1))"
+echo "new:  $NEW_EXPORTER ($("$NEW_EXPORTER" --version 2>&1 | head -1))"
+
+use() { if [ "$1" = base ]; then EXPORTER=$BASE_EXPORTER; else EXPORTER=$NEW_EXPORTER; fi; }
+med() { awk -v c="$1" -v v="$2" '$1==v {print $c}' "$3" | median; }
+
+unrelated() {
+  printf 'process_sets:\n  - name: nomatch\n    comm: [nomatch_zz]\n' >"$WORK/nomatch.yml"
+  export FORKER_EXEC=/bin/true
+  local out="$WORK/unrelated.txt" round variant forks n0 n1
+  : >"$out"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for variant in alone base new; do
+      if [ $variant = alone ]; then
+        forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
+        echo "alone $forks 0" >>"$out"
+        continue
+      fi
+      use $variant
+      start_exporter "$WORK/nomatch.yml"
+      sleep 1
+      n0=$(cpu_ns "$EXPORTER_PID")
+      forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
+      sleep 1
+      n1=$(cpu_ns "$EXPORTER_PID")
+      stop_exporter
+      echo "$variant $forks $((n1 - n0))" >>"$out"
+    done
+  done
+  echo
+  echo "1. unrelated host processes: fork + exec /bin/true + waitpid, one at a time, config matching none (${SECONDS_RUN} s x $ROUNDS rounds)"
+  printf '%-8s %10s %10s %22s\n' beside loop/s slowdown "exporter_cpu_us/proc"
+  local alone
+  alone=$(med 2 alone "$out")
+  for variant in alone base new; do
+    awk -v v=$variant -v a="$alone" -v s="$SECONDS_RUN" '$1==v {n++; r[n]=$2/s; sl[n]=(a/$2-1)*100; c[n]=$3/1e3/$2}
+      function med(x, k,   i, j, t) { for (i=1;i<=k;i++) for (j=i+1;j<=k;j++) if (x[j]<x[i]) {t=x[i];x[i]=x[j];x[j]=t}
+        return k%2 ? x[(k+1)/2] : (x[k/2]+x[k/2+1])/2 }
+      END { printf "%-8s %10.0f %9.1f%% %22.1f\n", v, med(r,n), med(sl,n), v=="alone" ? 0 : med(c,n) }' "$out"
+  done
+  echo "raw (beside forks cpu_ns):"; sed 's/^/  /' "$out"
+}
+
+storms() {
+  ln -sf /bin/true "$WORK/cmpstorm"
+  printf 'process_sets:\n  - name: "{{.Comm}}"\ndiscovery:\n  scan_interval: 5s\n  proc_connector: auto\n' >"$WORK/all.yml"
+  local mode out round variant forks n0 n1 body exits reaps in_set
+  for mode in fork exec; do
+    out="$WORK/storm_$mode.txt"
+    : >"$out"
+    if [ $mode = exec ]; then export FORKER_EXEC="$WORK/cmpstorm"; in_set=0; else in_set=2; fi
+    for ((round = 1; round <= ROUNDS; round++)); do
+      for variant in base new; do
+        use $variant
+        start_exporter "$WORK/all.yml"
+        sleep 1
+        n0=$(cpu_ns "$EXPORTER_PID")
+        forks=$("$HELPERS/forker" 2 "$SECONDS_RUN" $mode cmpstorm | sed 's/forks=\([0-9]*\).*/\1/')
+        sleep 2
+        n1=$(cpu_ns "$EXPORTER_PID")
+        body=$(curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics")
+        exits=$(awk '/^pidfd_process_exits_total\{.*set="cmpstorm"/{s+=$NF} END{print s+0}' <<<"$body")
+        reaps=$(awk '/^pidfd_reap_latency_seconds_count\{.*set="cmpstorm"/{s+=$NF} END{print s+0}' <<<"$body")
+        stop_exporter
+        echo "$variant $forks $((n1 - n0)) $exits $reaps $((forks + in_set))" >>"$out"
+      done
+    done
+    echo
+    echo "2. $mode storm, 2 workers, every process in a set (${SECONDS_RUN} s x $ROUNDS rounds)"
+    printf '%-6s %10s %18s %14s %14s\n' exporter forks/s "cpu_us/lifecycle" exits_counted reap_observed
+    for variant in base new; do
+      awk -v v=$variant -v s="$SECONDS_RUN" '$1==v {n++; r[n]=$2/s; c[n]=$3/1e3/$2; e[n]=$4/$6*100; p[n]=$5/$6*100}
+        function med(x, k,   i, j, t) { for (i=1;i<=k;i++) for (j=i+1;j<=k;j++) if (x[j]<x[i]) {t=x[i];x[i]=x[j];x[j]=t}
+          return k%2 ? x[(k+1)/2] : (x[k/2]+x[k/2+1])/2 }
+        END { printf "%-6s %10.0f %18.1f %13.2f%% %13.2f%%\n", v, med(r,n), med(c,n), med(e,n), med(p,n) }' "$out"
+    done
+    echo "raw (exporter forks cpu_ns exits reaps expected_exits):"; sed 's/^/  /' "$out"
+  done
+}
+
+idle() {
+  start_sleepers "$N" 100 i
+  local out="$WORK/idle.txt" variant interval t0 t1 k0 k1
+  : >"$out"
+  for interval in default 5s 1s; do
+    for variant in base new; do
+      use $variant
+      write_sets_config "$WORK/idle.yml" 100 i "$interval" auto auto
+      # default: no scan_interval line (base: 5s; new: 30s with the connector)
+      [ "$interval" = default ] && sed -i '/scan_interval/d' "$WORK/idle.yml"
+      start_exporter "$WORK/idle.yml"
+      wait_metric "$EXPORTER_PORT" pidfd_processes "$N"
+      sleep 3
+      k0=$(metric "$EXPORTER_PORT" pidfd_exporter_scan_duration_seconds_count)
+      sleep 0.5
+      f0=$(awk '/^processes/{print $2}' /proc/stat)
+      t0=$(cpu_ns "$EXPORTER_PID")
+      sleep "$WINDOW"
+      t1=$(cpu_ns "$EXPORTER_PID")
+      f1=$(awk '/^processes/{print $2}' /proc/stat)
+      k1=$(metric "$EXPORTER_PORT" pidfd_exporter_scan_duration_seconds_count)
+      stop_exporter
+      echo "$variant $interval $(awk -v a="$t0" -v b="$t1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)/1e6*60/w}') $(awk -v a="$k0" -v b="$k1" -v w="$WINDOW" 'BEGIN{printf "%.1f", (b-a)*60/w}') $(((f1 - f0) * 60 / WINDOW))" >>"$out"
+    done
+  done
+  stop_sleepers
+  echo
+  echo "3. idle: $N sleeping watched processes in 100 sets, connector auto, ${WINDOW} s per cell, no scrapes"
+  printf '%-6s %22s %10s %18s %10s %18s %10s %26s\n' exporter "cpu_ms/min (default)" "scans/min" "cpu_ms/min (5s)" "scans/min" "cpu_ms/min (1s)" "scans/min" "scan_cpu_us/watched_proc"
+  for variant in base new; do
+    awk -v v=$variant -v n="$N" '$1==v && $2=="default" {cd=$3; sd=$4} $1==v && $2=="5s" {c5=$3; s5=$4} $1==v && $2=="1s" {c1=$3; s1=$4}
+      END { printf "%-6s %22.1f %10.1f %18.1f %10.1f %18.1f %10.1f %26.2f\n", v, cd, sd, c5, s5, c1, s1, (s1>s5) ? (c1-c5)*1000/(s1-s5)/n : 0 }' "$out"
+  done
+  echo "raw (exporter interval cpu_ms/min scans/min host_forks/min: other work's processes wake the connector too):"; sed 's/^/  /' "$out"
+}
+
+for scenario in $SCENARIOS; do "$scenario"; done
