@@ -9,12 +9,12 @@
 #   3. idle and scan: N sleepers (default 10,000) in 100 sets, connector auto, scan_interval
 #      left to its default (base: 5s; new: 30s with the connector), 5s and 1s, WINDOW seconds each: CPU per minute, scans, and the CPU one scan costs
 #      per watched process ((cpu/min at 1s - cpu/min at 5s) / (scans/min at 1s - at 5s) / N).
-# Usage: BASE_EXPORTER=/path/to/old/pidfd_exporter bench/compare.sh [--quick]
+# Usage: BASE_EXPORTER=/path/to/old/pidfd_exporter [NEW_EXPORTER=...] bench/compare.sh [--quick]
 #        (SCENARIOS="unrelated storms idle" by default; ROUNDS, SECONDS_RUN, N, WINDOW)
 source "$(dirname "$0")/lib.sh"
 ensure_build
 
-NEW_EXPORTER=$EXPORTER
+NEW_EXPORTER=${NEW_EXPORTER:-$EXPORTER}  # another binary than this build's, e.g. of an older revision
 BASE_EXPORTER=${BASE_EXPORTER:?set BASE_EXPORTER to the exporter binary of the revision to compare with}
 if [ $QUICK = 1 ]; then ROUNDS=${ROUNDS:-1}; SECONDS_RUN=${SECONDS_RUN:-3}; N=${N:-1000}; WINDOW=${WINDOW:-10}
 else ROUNDS=${ROUNDS:-3}; SECONDS_RUN=${SECONDS_RUN:-5}; N=${N:-10000}; WINDOW=${WINDOW:-30}; fi

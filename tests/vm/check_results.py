@@ -139,6 +139,16 @@ def check_reap_latency(checker, truths, final):
                       f"(true mean between {low * 1e3:.3f} and {high * 1e3:.3f}; holds {int(truth['min_ns']) / 1e6:.3f}"
                       f"-{int(truth['max_ns']) / 1e6:.3f}), error {error * 1e3:+.3f} ms beyond that, "
                       f"allowed {allowed * 1e3:.3f} ms, ratio {ratio:.2f}x")
+    # Healthy parents (holds of at most 300 ms, a burst reaped at once) must not look slow:
+    # PidfdSlowReaping fires on a p99 above 10 s (dashboards/rules); before reap checks, 6.1
+    # reported these reaps seconds late.
+    for set_name in ["hold0", "hold20", "hold300", "burst"]:
+        count = value(final, "pidfd_reap_latency_seconds_count", set=set_name) or 0
+        within = next((sample for (name, labels), sample in final.items()
+                       if name == "pidfd_reap_latency_seconds_bucket" and ("set", set_name) in labels
+                       and float(dict(labels)["le"]) == 1.0), None)
+        checker.check(f"every reap of {set_name} within 1 s (PidfdSlowReaping quiet)",
+                      count > 0 and within == count, f"{within} of {count:.0f} in le=1")
     burst = truths.get("burst")
     if checker.check("workload measured burst", burst is not None and burst["wrong_status"] == "0", f"{burst}"):
         count = value(final, "pidfd_reap_latency_seconds_count", set="burst") or 0

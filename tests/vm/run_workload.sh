@@ -80,7 +80,9 @@ echo "LOADAVG $(cat /proc/loadavg)"
 cat "$WORK"/holds.out "$WORK"/reuse.out "$WORK"/burst.out "$WORK"/linger.out 2>/dev/null
 for name in zombies final; do
   echo "==== SCRAPE $name BEGIN ===="
+  # Buckets only where checked: the reaps within 1 s (a short console, a quick serial port).
   grep -E '^pidfd_' "$WORK/scrape_$name.txt" 2>/dev/null | grep -v '_bucket{'
+  grep -E '^pidfd_reap_latency_seconds_bucket\{.*le="1(\.0*)?"' "$WORK/scrape_$name.txt" 2>/dev/null
   echo "==== SCRAPE $name END ===="
 done
 echo "==== EXPORTER LOG BEGIN ===="
