@@ -258,7 +258,7 @@ Metrics::Metrics(const Config& config)
   // The common error kinds exist from start-up at 0, so rate() works from the first error on.
   for (const char* operation :
        {"pidfd_open", "emfile", "proc_read", "epoll_ctl", "epoll_limit", "connector_overflow",
-        "connector_receive", "taskstats_overflow", "taskstats_receive"}) {
+        "connector_receive", "taskstats_overflow", "taskstats_receive", "pid_reused_before_pidfd_open"}) {
     errors_.emplace(operation, &errors_family_.Add({{"op", operation}}));
   }
 }

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
+
 #include "log.h"
 #include "tracker.h"
 
@@ -118,7 +120,8 @@ bool Tracker::SettleStale(int pid, int64_t forked_ns) {
     Forget(old.key);
     return true;
   }
-  HandleExitAndReap(old, MonotonicNanoseconds());
+  // It was reaped before this fork could take its PID: no later than the fork's stamp.
+  HandleExitAndReap(old, std::min(MonotonicNanoseconds(), forked_ns));
   return true;
 }
 
@@ -133,11 +136,13 @@ void Tracker::SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns) {
     const size_t slot = held.member->slot;
     const std::optional<ConnectorExit>& exit_event =
         held.exit_event_while_running ? held.exit_event_while_running : held.connector_exit;
-    if (exit_event)
+    if (exit_event) {
+      ClaimExitResources(held.attributes.pid, exit_event->wait_status, slot);
       accounting_.ExitWithoutPidfd(slot, exit_event->wait_status);
-    else
+    } else {
       ParkExit(held.attributes.pid, ParkedExit{slot, IdentityOf(held, MonotonicNanoseconds()), std::nullopt,
                                                MonotonicNanoseconds(), forked_ns});
+    }
   }
   // Its next process is the fork being handled: adopted afresh from it.
   Forget(held.key);
@@ -154,9 +159,13 @@ std::optional<std::string> Tracker::ForkedComm(int parent_pid) {
 void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   unmatched_.erase(child_pid);
   ghosts_.erase(child_pid);
-  if (auto parked = parked_exits_.find(child_pid); parked != parked_exits_.end())
-    parked->second.successor_forked_ns.emplace(static_cast<int64_t>(timestamp_ns));
-  if (!SettleStale(child_pid, static_cast<int64_t>(timestamp_ns))) return;
+  const bool settled = SettleStale(child_pid, static_cast<int64_t>(timestamp_ns));
+  // After SettleStale, which may have parked the exit it settled: this fork gave that PID to
+  // its next process. The first such fork is the one that counts (EventOfParkedExit).
+  if (auto parked = parked_exits_.find(child_pid);
+      parked != parked_exits_.end() && !parked->second.successor_forked_ns)
+    parked->second.successor_forked_ns = static_cast<int64_t>(timestamp_ns);
+  if (!settled) return;
   if (FileForkAsUnmatched(child_pid, parent_pid)) return;
   // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
   std::optional<std::string> comm = ForkedComm(parent_pid);
