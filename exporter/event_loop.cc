@@ -12,6 +12,12 @@
 
 namespace pidfd_exporter {
 
+int64_t MonotonicNanoseconds() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
 std::unique_ptr<EventLoop> EventLoop::Create(std::string* error) {
   std::unique_ptr<EventLoop> loop(new EventLoop());
   loop->epoll_fd_.Reset(epoll_create1(EPOLL_CLOEXEC));

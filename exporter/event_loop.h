@@ -22,6 +22,10 @@
 
 namespace pidfd_exporter {
 
+// CLOCK_MONOTONIC in nanoseconds: the clock of ArmTimerAt() deadlines and of the kernel's
+// connector stamps, the one clock every exit, reap and hold in the exporter is measured on.
+int64_t MonotonicNanoseconds();
+
 class EventLoop {
  public:
   using Callback = std::function<void(uint32_t events)>;

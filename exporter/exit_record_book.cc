@@ -5,16 +5,11 @@
 #include <algorithm>
 #include <string>
 
+#include "event_loop.h"
 #include "log.h"
 
 namespace pidfd_exporter {
 namespace {
-
-int64_t MonotonicNanoseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-}
 
 bool Fits(const TaskExitRecord& record, const ExitEventKey& exit) {
   return record.exit_code == exit.wait_status && (record.tgid == 0 || record.tgid == exit.tgid) &&

@@ -8,15 +8,6 @@
 #include "log.h"
 
 namespace pidfd_exporter {
-namespace {
-
-int64_t MonotonicNanoseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-}
-
-}  // namespace
 
 void OomCorrelator::VictimLogged(const OomKill& kill, int64_t read_ns) {
   Victim& victim = victims_[kill.pid];

@@ -20,12 +20,6 @@ bool IsGoneError(int error) {
 
 }  // namespace
 
-int64_t Tracker::MonotonicNanoseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-}
-
 std::unique_ptr<Tracker> Tracker::Create(EventLoop* loop, Metrics* metrics, const Config& config,
                                          TrackerOptions options, std::string* error) {
   auto reader = ProcessReader::Open(

@@ -297,8 +297,6 @@ class Tracker {
   // forgets the pidfd.
   void SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns);
 
-  static int64_t MonotonicNanoseconds();
-
   EventLoop* loop_;
   Metrics* metrics_;
   TrackerOptions options_;
