@@ -108,6 +108,9 @@ class Tracker {
     // (0 until read, for processes adopted at a fork event) and comm, plus what matchers need.
     ProcessAttributes attributes;
     std::optional<int64_t> fork_monotonic_ns;  // the connector's fork stamp, when adopted at it
+    // Found by a /proc scan, which may have run before the connector's event of its fork was
+    // handled (FoundBeforeItsForkEvent).
+    bool adopted_by_scan = false;
     int64_t adopted_monotonic_ns = 0;
     uint64_t discovered_scan = 0;
     uint64_t config_generation = 0;
@@ -296,6 +299,9 @@ class Tracker {
   // (docs/architecture.md, "PID reuse"). Counts the one we meant from its exit event and
   // forgets the pidfd.
   void SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns);
+  // Whether `held`, reaped by now, is the process of the fork stamped `forked_ns` although that
+  // fork's event comes only now: a scan adopted it first.
+  static bool FoundBeforeItsForkEvent(const WatchedProcess& held, int64_t forked_ns);
 
   EventLoop* loop_;
   Metrics* metrics_;

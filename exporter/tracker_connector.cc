@@ -3,13 +3,33 @@
 // vanished (docs/architecture.md, "Proc connector" and "Exit records").
 #include <poll.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include <algorithm>
 
 #include "log.h"
+#include "procfs.h"
 #include "tracker.h"
 
 namespace pidfd_exporter {
+namespace {
+
+// Whether a process /proc says started at `start_time_ticks` (boot time, truncated to clock
+// ticks) started before a fork the connector stamped at `forked_ns` (CLOCK_MONOTONIC, which
+// lags boot time by the time spent suspended). A millisecond covers reading the two clocks.
+bool StartedBeforeFork(uint64_t start_time_ticks, int64_t forked_ns) {
+  if (start_time_ticks == 0) return false;  // not read
+  timespec boot{};
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  const int64_t boot_ns = static_cast<int64_t>(boot.tv_sec) * 1000000000 + boot.tv_nsec;
+  const int64_t fork_boot_ns = forked_ns + (boot_ns - MonotonicNanoseconds());
+  const int64_t tick_ns = 1000000000 / ClockTicksPerSecond();
+  const int64_t latest_start_ns = (static_cast<int64_t>(start_time_ticks) + 1) * tick_ns;
+  constexpr int64_t kClockReadingSlackNs = 1000000;
+  return latest_start_ns + kClockReadingSlackNs < fork_boot_ns;
+}
+
+}  // namespace
 
 void Tracker::AttachConnector(std::unique_ptr<ProcConnector> connector) {
   connector_ = std::move(connector);
@@ -113,7 +133,12 @@ bool Tracker::SettleStale(int pid, int64_t forked_ns) {
     SettleMistakenIdentity(old, forked_ns);
     return true;
   }
-  if (!reaped) return false;  // this fork's own process, which a scan found first
+  if (!reaped || FoundBeforeItsForkEvent(old, forked_ns)) {
+    // This fork's own process, which a scan found first: its pidfd reports its end. A later
+    // fork of this PID is another process's.
+    old.adopted_by_scan = false;
+    return false;
+  }
   // The PID was handed out again, so the process we hold under it was reaped; its pidfd
   // event may still be queued behind this connector event: settle it now.
   if (!old.member) {
@@ -123,6 +148,17 @@ bool Tracker::SettleStale(int pid, int64_t forked_ns) {
   // It was reaped before this fork could take its PID: no later than the fork's stamp.
   HandleExitAndReap(old, std::min(MonotonicNanoseconds(), forked_ns));
   return true;
+}
+
+bool Tracker::FoundBeforeItsForkEvent(const WatchedProcess& held, int64_t forked_ns) {
+  // A scan reads a fresh child while the event of its fork is still queued; by the time that
+  // event is handled, the child may have exited and been reaped. Taken for an earlier process
+  // of its PID, it was counted here and its fork remembered as a ghost, whose exit event
+  // counted it again. An earlier process shows itself: adopted at a fork event or an exec of
+  // its own, its exit event already handled (a fork's event is queued before its child runs,
+  // so the child's exit event comes after it), or started before this fork.
+  if (!held.adopted_by_scan || held.connector_exit || held.exit_event_while_running) return false;
+  return !StartedBeforeFork(held.attributes.start_time_ticks, forked_ns);
 }
 
 void Tracker::SettleMistakenIdentity(WatchedProcess& held, int64_t forked_ns) {

@@ -201,7 +201,9 @@ void Tracker::Discover(const ScanEntry& entry) {
   Pidfd pidfd = OpenPidfd(entry.pid);
   if (!pidfd.valid() || !reader_->Confirm(*read, pidfd, PidfdOpened::kAfterRead)) return;
   WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(read->attributes), membership, false);
-  if (adopted && IsZombie(entry.stat)) AdoptedAsZombie(*adopted, entry.stat);
+  if (!adopted) return;
+  adopted->adopted_by_scan = true;
+  if (IsZombie(entry.stat)) AdoptedAsZombie(*adopted, entry.stat);
 }
 
 void Tracker::RememberUnmatched(int pid, const ProcessStat& stat) {
