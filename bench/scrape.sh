@@ -6,6 +6,8 @@
 # size, and the exporter's CPU per scrape (sum of its threads' schedstat run time, and
 # utime+stime ticks as a cross-check). pidfd_exporter runs with scan_interval 1h here so
 # that no /proc scan falls into the window (the scan is measured by idle.sh).
+# BASE_EXPORTER=path/to/an/older/pidfd_exporter adds it as a third row per cell ("base"), on
+# the same processes, between the two: a revision measured side by side with this one.
 # Usage: bench/scrape.sh [--quick]   (quick: 1k processes, 100 sets, 5 scrapes)
 source "$(dirname "$0")/lib.sh"
 ensure_build
@@ -49,6 +51,12 @@ for n in "${COUNTS[@]}"; do
     wait_metric "$EXPORTER_PORT" pidfd_processes "$n"
     measure "$EXPORTER_PORT" "$EXPORTER_PID" pidfd_exporter "$n" "$s"
     stop_exporter
+    if [ -n "${BASE_EXPORTER:-}" ]; then
+      EXPORTER="$BASE_EXPORTER" start_exporter "$WORK/pidfd.yml"
+      wait_metric "$EXPORTER_PORT" pidfd_processes "$n"
+      measure "$EXPORTER_PORT" "$EXPORTER_PID" base "$n" "$s"
+      stop_exporter
+    fi
     write_pe_config "$WORK/pe.yml" "$s" b
     start_pe "$WORK/pe.yml"
     pe_scrapes=$SCRAPES

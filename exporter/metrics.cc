@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "build_info.h"
+#include "exposition_writer.h"
 #include "log.h"
 #include "procfs.h"
 #include "utf8.h"
@@ -208,21 +209,22 @@ constexpr FamilySpec kConnectorMessagesFamily{
 
 Metrics::Metrics(const Config& config)
     : registry_(std::make_shared<prometheus::Registry>()),
-      processes_family_(Register<prometheus::Gauge>(*registry_, kProcessesFamily)),
-      starts_family_(Register<prometheus::Counter>(*registry_, kStartsFamily)),
-      exits_family_(Register<prometheus::Counter>(*registry_, kExitsFamily)),
-      reap_latency_family_(Register<prometheus::Histogram>(*registry_, kReapLatencyFamily)),
-      lifetime_family_(Register<prometheus::Histogram>(*registry_, kLifetimeFamily)),
-      cpu_seconds_family_(Register<prometheus::Counter>(*registry_, kCpuSecondsFamily)),
-      peak_rss_family_(Register<prometheus::Histogram>(*registry_, kPeakRssFamily)),
-      io_bytes_family_(Register<prometheus::Counter>(*registry_, kIoBytesFamily)),
-      zombies_family_(Register<prometheus::Gauge>(*registry_, kZombiesFamily)),
-      zombies_by_parent_family_(Register<prometheus::Gauge>(*registry_, kZombiesByParentFamily)),
-      oldest_zombie_family_(Register<prometheus::Gauge>(*registry_, kOldestZombieFamily)),
+      set_registry_(std::make_shared<prometheus::Registry>()),
+      processes_family_(Register<prometheus::Gauge>(*set_registry_, kProcessesFamily)),
+      starts_family_(Register<prometheus::Counter>(*set_registry_, kStartsFamily)),
+      exits_family_(Register<prometheus::Counter>(*set_registry_, kExitsFamily)),
+      reap_latency_family_(Register<prometheus::Histogram>(*set_registry_, kReapLatencyFamily)),
+      lifetime_family_(Register<prometheus::Histogram>(*set_registry_, kLifetimeFamily)),
+      cpu_seconds_family_(Register<prometheus::Counter>(*set_registry_, kCpuSecondsFamily)),
+      peak_rss_family_(Register<prometheus::Histogram>(*set_registry_, kPeakRssFamily)),
+      io_bytes_family_(Register<prometheus::Counter>(*set_registry_, kIoBytesFamily)),
+      zombies_family_(Register<prometheus::Gauge>(*set_registry_, kZombiesFamily)),
+      zombies_by_parent_family_(Register<prometheus::Gauge>(*set_registry_, kZombiesByParentFamily)),
+      oldest_zombie_family_(Register<prometheus::Gauge>(*set_registry_, kOldestZombieFamily)),
       build_info_family_(Register<prometheus::Gauge>(*registry_, kBuildInfoFamily)),
       kernel_feature_family_(Register<prometheus::Gauge>(*registry_, kKernelFeatureFamily)),
       watched_pidfds_family_(Register<prometheus::Gauge>(*registry_, kWatchedPidfdsFamily)),
-      missed_exits_family_(Register<prometheus::Counter>(*registry_, kMissedExitsFamily)),
+      missed_exits_family_(Register<prometheus::Counter>(*set_registry_, kMissedExitsFamily)),
       unattributed_exits_family_(Register<prometheus::Counter>(*registry_, kUnattributedExitsFamily)),
       errors_family_(Register<prometheus::Counter>(*registry_, kErrorsFamily)),
       scan_duration_family_(Register<prometheus::Histogram>(*registry_, kScanDurationFamily)),
@@ -250,6 +252,9 @@ Metrics::Metrics(const Config& config)
       reap_latency_buckets_(config.reap_latency_buckets),
       lifetime_buckets_(config.lifetime_buckets),
       peak_rss_buckets_(config.peak_rss_buckets),
+      reap_latency_bound_labels_(ExpositionWriter::BoundLabels(config.reap_latency_buckets)),
+      lifetime_bound_labels_(ExpositionWriter::BoundLabels(config.lifetime_buckets)),
+      peak_rss_bound_labels_(ExpositionWriter::BoundLabels(config.peak_rss_buckets)),
       max_sets_(config.max_sets),
       idle_set_timeout_(config.idle_set_timeout),
       process_collector_(std::make_shared<ProcessCollector>(open_fds_)) {
@@ -263,11 +268,123 @@ Metrics::Metrics(const Config& config)
   }
 }
 
+namespace {
+
+using Type = ExpositionWriter::Type;
+
+// One family of the set table: its header and what `write_set` appends for each live set. A
+// family without any series is left out, as prometheus-cpp leaves it out.
+template <typename Sets, typename WriteSet>
+void WriteFamily(std::string& out, const FamilySpec& spec, Type type, const Sets& sets, WriteSet write_set) {
+  const size_t header_at = out.size();
+  ExpositionWriter writer(out);
+  writer.Family(spec.name, spec.help, type);
+  const size_t samples_at = out.size();
+  for (const auto& set : sets) {
+    if (!set.removed) write_set(writer, set);
+  }
+  if (out.size() == samples_at) out.resize(header_at);
+}
+
+// A prometheus-cpp histogram's buckets, sum and count (taken together under its own mutex).
+void WriteHistogram(ExpositionWriter& writer, const char* name, const std::string& labels,
+                    const prometheus::Histogram& histogram, const std::vector<std::string>& bound_labels) {
+  const prometheus::ClientMetric metric = histogram.Collect();
+  std::vector<uint64_t> counts;
+  counts.reserve(metric.histogram.bucket.size());
+  for (const auto& bucket : metric.histogram.bucket) counts.push_back(bucket.cumulative_count);
+  writer.Histogram(name, labels, bound_labels, counts, metric.histogram.sample_sum);
+}
+
+}  // namespace
+
 std::string Metrics::Serialize() const {
+  std::string out;
+  out.reserve(last_scrape_bytes_.load(std::memory_order_relaxed) + 4096);
+  WriteSetFamilies(out);
   auto families = registry_->Collect();
   auto own = process_collector_->Collect();
   families.insert(families.end(), std::make_move_iterator(own.begin()), std::make_move_iterator(own.end()));
+  out += prometheus::TextSerializer().Serialize(families);
+  last_scrape_bytes_.store(out.size(), std::memory_order_relaxed);
+  return out;
+}
+
+std::string Metrics::SerializeWithPrometheusCpp() const {
+  auto families = set_registry_->Collect();
+  const prometheus::Collectable* others[] = {registry_.get(), process_collector_.get()};
+  for (const prometheus::Collectable* collectable : others) {
+    auto more = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
   return prometheus::TextSerializer().Serialize(families);
+}
+
+void Metrics::WriteSetFamilies(std::string& out) const {
+  std::lock_guard<std::mutex> lock(sets_mutex_);
+  WriteFamily(out, kProcessesFamily, Type::kGauge, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+    writer.Sample(kProcessesFamily.name, {}, set.labels, set.processes->Value());
+  });
+  WriteFamily(out, kStartsFamily, Type::kCounter, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+    writer.Sample(kStartsFamily.name, {}, set.labels, set.starts->Value());
+  });
+  WriteFamily(out, kExitsFamily, Type::kCounter, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+    for (const auto& [key, exit] : set.exits)
+      writer.Sample(kExitsFamily.name, exit.labels, set.labels, exit.counter->Value());
+  });
+  WriteFamily(out, kReapLatencyFamily, Type::kHistogram, sets_,
+              [this](ExpositionWriter& writer, const SetSeries& set) {
+                WriteHistogram(writer, kReapLatencyFamily.name, set.labels, *set.reap_latency,
+                               reap_latency_bound_labels_);
+              });
+  WriteFamily(
+      out, kLifetimeFamily, Type::kHistogram, sets_, [this](ExpositionWriter& writer, const SetSeries& set) {
+        WriteHistogram(writer, kLifetimeFamily.name, set.labels, *set.lifetime, lifetime_bound_labels_);
+      });
+  WriteResourceFamilies(out);
+  WriteZombieFamilies(out);
+  WriteFamily(out, kMissedExitsFamily, Type::kCounter, sets_,
+              [](ExpositionWriter& writer, const SetSeries& set) {
+                writer.Sample(kMissedExitsFamily.name, {}, set.labels, set.missed_exits->Value());
+              });
+}
+
+void Metrics::WriteResourceFamilies(std::string& out) const {
+  WriteFamily(
+      out, kCpuSecondsFamily, Type::kCounter, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+        if (!set.resources) return;
+        writer.Sample(kCpuSecondsFamily.name, "mode=\"user\"", set.labels, set.resources->cpu_user->Value());
+        writer.Sample(kCpuSecondsFamily.name, "mode=\"system\"", set.labels,
+                      set.resources->cpu_system->Value());
+      });
+  WriteFamily(out, kPeakRssFamily, Type::kHistogram, sets_,
+              [this](ExpositionWriter& writer, const SetSeries& set) {
+                if (set.resources)
+                  WriteHistogram(writer, kPeakRssFamily.name, set.labels, *set.resources->peak_rss,
+                                 peak_rss_bound_labels_);
+              });
+  WriteFamily(out, kIoBytesFamily, Type::kCounter, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+    if (!set.resources) return;
+    writer.Sample(kIoBytesFamily.name, "direction=\"read\"", set.labels, set.resources->io_read->Value());
+    writer.Sample(kIoBytesFamily.name, "direction=\"write\"", set.labels, set.resources->io_write->Value());
+  });
+}
+
+void Metrics::WriteZombieFamilies(std::string& out) const {
+  WriteFamily(out, kZombiesFamily, Type::kGauge, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+    writer.Sample(kZombiesFamily.name, {}, set.labels, set.zombies->Value());
+  });
+  WriteFamily(
+      out, kZombiesByParentFamily, Type::kGauge, sets_, [](ExpositionWriter& writer, const SetSeries& set) {
+        for (const auto& [label, parent] : set.zombies_by_parent)
+          writer.Sample(kZombiesByParentFamily.name, parent.labels, set.labels, parent.gauge->Value());
+      });
+  WriteFamily(out, kOldestZombieFamily, Type::kGauge, sets_,
+              [](ExpositionWriter& writer, const SetSeries& set) {
+                if (set.oldest_zombie)
+                  writer.Sample(kOldestZombieFamily.name, {}, set.labels, set.oldest_zombie->Value());
+              });
 }
 
 size_t Metrics::Handle(size_t index, uint32_t generation) {
@@ -315,6 +432,7 @@ size_t Metrics::CreateSet(const std::string& sanitized_name, const std::string& 
   SetSeries& set = sets_[index];
   set.name = sanitized_name;
   set.origin = origin;
+  set.labels = "set=\"" + EscapeLabelValue(sanitized_name) + "\"";
   set.processes = &processes_family_.Add(labels);
   set.starts = &starts_family_.Add(labels);
   set.reap_latency = &reap_latency_family_.Add(labels, reap_latency_buckets_);
@@ -363,7 +481,7 @@ void Metrics::RemoveSet(size_t index) {
   missed_exits_family_.Remove(set.missed_exits);
   if (set.oldest_zombie) oldest_zombie_family_.Remove(set.oldest_zombie);
   for (auto& [parent, series] : set.zombies_by_parent) zombies_by_parent_family_.Remove(series.gauge);
-  for (auto& [key, counter] : set.exits) exits_family_.Remove(counter);
+  for (auto& [key, series] : set.exits) exits_family_.Remove(series.counter);
   RemoveResourceSeries(set);
   set.zombies_by_parent.clear();
   set.exits.clear();
@@ -459,6 +577,7 @@ void Metrics::SetOldestZombie(size_t slot, std::optional<double> exit_unix_secon
   SetSeries& set = *live;
   if (!exit_unix_seconds) {
     if (set.oldest_zombie) {
+      std::lock_guard<std::mutex> lock(sets_mutex_);
       oldest_zombie_family_.Remove(set.oldest_zombie);
       set.oldest_zombie = nullptr;
     }
@@ -466,7 +585,9 @@ void Metrics::SetOldestZombie(size_t slot, std::optional<double> exit_unix_secon
   }
   // Created with its value: a scrape between Add() and Set() would see a timestamp of 0.
   if (!set.oldest_zombie) {
-    set.oldest_zombie = &oldest_zombie_family_.Add({{"set", set.name}}, *exit_unix_seconds);
+    prometheus::Gauge* gauge = &oldest_zombie_family_.Add({{"set", set.name}}, *exit_unix_seconds);
+    std::lock_guard<std::mutex> lock(sets_mutex_);
+    set.oldest_zombie = gauge;
   }
   set.oldest_zombie->Set(*exit_unix_seconds);
 }
@@ -486,14 +607,7 @@ void Metrics::ZombieRemoved(size_t slot, const std::string& parent_label) {
   SetSeries& set = *live;
   --set.zombie_count;
   set.zombies->Decrement();
-  if (auto parent = set.zombies_by_parent.find(parent_label); parent != set.zombies_by_parent.end()) {
-    if (--parent->second.count <= 0) {
-      zombies_by_parent_family_.Remove(parent->second.gauge);
-      set.zombies_by_parent.erase(parent);
-    } else {
-      parent->second.gauge->Set(static_cast<double>(parent->second.count));
-    }
-  }
+  DropParentZombie(set, parent_label);
 }
 
 void Metrics::ZombieParentChanged(size_t slot, const std::string& old_parent_label,
@@ -501,27 +615,34 @@ void Metrics::ZombieParentChanged(size_t slot, const std::string& old_parent_lab
   if (old_parent_label == new_parent_label) return;
   SetSeries* live = Live(slot);
   if (!live) return;
-  SetSeries& set = *live;
-  if (auto parent = set.zombies_by_parent.find(old_parent_label); parent != set.zombies_by_parent.end()) {
-    if (--parent->second.count <= 0) {
-      zombies_by_parent_family_.Remove(parent->second.gauge);
-      set.zombies_by_parent.erase(parent);
-    } else {
-      parent->second.gauge->Set(static_cast<double>(parent->second.count));
-    }
-  }
-  AddParentZombie(set, new_parent_label);
+  DropParentZombie(*live, old_parent_label);
+  AddParentZombie(*live, new_parent_label);
 }
 
 void Metrics::AddParentZombie(SetSeries& set, const std::string& parent_label) {
-  auto& parent = set.zombies_by_parent[parent_label];
-  ++parent.count;
-  // Created with its value: a scrape between Add() and Set() would see 0.
-  if (!parent.gauge) {
-    parent.gauge = &zombies_by_parent_family_.Add({{"set", set.name}, {"parent", parent_label}},
-                                                  static_cast<double>(parent.count));
+  auto parent = set.zombies_by_parent.find(parent_label);
+  if (parent == set.zombies_by_parent.end()) {
+    // Created with its value: a scrape between Add() and Set() would see 0.
+    SetSeries::ParentSeries series{
+        &zombies_by_parent_family_.Add({{"set", set.name}, {"parent", parent_label}}, 1.0), 1,
+        "parent=\"" + EscapeLabelValue(parent_label) + "\""};
+    std::lock_guard<std::mutex> lock(sets_mutex_);
+    set.zombies_by_parent.emplace(parent_label, std::move(series));
+    return;
   }
-  parent.gauge->Set(static_cast<double>(parent.count));
+  parent->second.gauge->Set(static_cast<double>(++parent->second.count));
+}
+
+void Metrics::DropParentZombie(SetSeries& set, const std::string& parent_label) {
+  auto parent = set.zombies_by_parent.find(parent_label);
+  if (parent == set.zombies_by_parent.end()) return;
+  if (--parent->second.count > 0) {
+    parent->second.gauge->Set(static_cast<double>(parent->second.count));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(sets_mutex_);
+  zombies_by_parent_family_.Remove(parent->second.gauge);
+  set.zombies_by_parent.erase(parent);
 }
 
 void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& code, double now_unix_seconds) {
@@ -531,11 +652,13 @@ void Metrics::ExitCounted(size_t slot, const char* reason, const std::string& co
   auto key = std::make_pair(std::string(reason), code);
   auto found = set.exits.find(key);
   if (found == set.exits.end()) {
-    prometheus::Counter* counter =
-        &exits_family_.Add({{"set", set.name}, {"reason", reason}, {"code", code}});
-    found = set.exits.emplace(std::move(key), counter).first;
+    SetSeries::ExitSeries series{
+        &exits_family_.Add({{"set", set.name}, {"reason", reason}, {"code", code}}),
+        "code=\"" + EscapeLabelValue(code) + "\",reason=\"" + EscapeLabelValue(reason) + "\""};
+    std::lock_guard<std::mutex> lock(sets_mutex_);
+    found = set.exits.emplace(std::move(key), std::move(series)).first;
   }
-  found->second->Increment();
+  found->second.counter->Increment();
   set.exits_total.fetch_add(1, std::memory_order_relaxed);
   const auto minute = static_cast<int64_t>(now_unix_seconds / 60);
   const int bucket = static_cast<int>(minute % SetSeries::kRecentMinutes);
@@ -552,12 +675,13 @@ void Metrics::ExitResourcesObserved(size_t slot, double user_seconds, double sys
   if (!set) return;
   if (!set->resources) {
     const std::string& name = set->name;
-    set->resources =
-        SetSeries::ResourceSeries{&cpu_seconds_family_.Add({{"set", name}, {"mode", "user"}}),
-                                  &cpu_seconds_family_.Add({{"set", name}, {"mode", "system"}}),
-                                  &peak_rss_family_.Add({{"set", name}}, peak_rss_buckets_),
-                                  &io_bytes_family_.Add({{"set", name}, {"direction", "read"}}),
-                                  &io_bytes_family_.Add({{"set", name}, {"direction", "write"}})};
+    const SetSeries::ResourceSeries series{&cpu_seconds_family_.Add({{"set", name}, {"mode", "user"}}),
+                                           &cpu_seconds_family_.Add({{"set", name}, {"mode", "system"}}),
+                                           &peak_rss_family_.Add({{"set", name}}, peak_rss_buckets_),
+                                           &io_bytes_family_.Add({{"set", name}, {"direction", "read"}}),
+                                           &io_bytes_family_.Add({{"set", name}, {"direction", "write"}})};
+    std::lock_guard<std::mutex> lock(sets_mutex_);
+    set->resources = series;
   }
   SetSeries::ResourceSeries& series = *set->resources;
   if (std::isfinite(user_seconds) && user_seconds > 0) series.cpu_user->Increment(user_seconds);

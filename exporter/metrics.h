@@ -2,8 +2,11 @@
 // per-set series, the zombie gauges (count, by parent, oldest exit), and the text
 // serialization for /metrics. Series are created and updated by the event-loop thread
 // only; HTTP threads only call Serialize() and StatusSets(), which read prometheus-cpp's
-// atomics and the set table under its mutex. Label values from /proc pass through
-// SanitizeLabelValue first, so no process can make /metrics invalid.
+// atomics and the set table under its mutex (the loop thread adds and removes series under
+// it too). The families with series per set are written from that table by one writer
+// (exposition_writer.h) with label blocks escaped once per series; the few others go through
+// prometheus-cpp. Label values from /proc pass through SanitizeLabelValue first, so no
+// process can make /metrics invalid.
 //
 // Sets come and go: a templated set with no member, no zombie and no event for
 // limits.idle_set_timeout is removed with its series by ExpireIdleSets(), and its table entry
@@ -58,6 +61,10 @@ class Metrics {
 
   // --- HTTP threads ---
   std::string Serialize() const;
+  // The same registries through prometheus-cpp's own collection and TextSerializer alone: the
+  // reference the fast writer is tested against (tests/unit/metrics_test.cc), and the
+  // benchmark's baseline.
+  std::string SerializeWithPrometheusCpp() const;
   // Per-set rows for the status page (watched, zombies, exits, reap latency buckets).
   std::vector<StatusSet> StatusSets(double now_unix_seconds) const;
 
@@ -145,12 +152,20 @@ class Metrics {
     prometheus::Gauge* zombies = nullptr;
     prometheus::Counter* missed_exits = nullptr;
     prometheus::Gauge* oldest_zombie = nullptr;  // present only while the set has zombies
+    std::string labels;                          // set="name", escaped once for every scrape
     struct ParentSeries {
       prometheus::Gauge* gauge = nullptr;
       int64_t count = 0;
+      std::string labels;  // parent="label", escaped
     };
+    // The maps and `resources` change shape (an entry added or removed) under sets_mutex_
+    // only: scrapes walk them under it.
     std::map<std::string, ParentSeries> zombies_by_parent;
-    std::map<std::pair<std::string, std::string>, prometheus::Counter*> exits;  // (reason, code)
+    struct ExitSeries {
+      prometheus::Counter* counter = nullptr;
+      std::string labels;  // code="...",reason="...", escaped
+    };
+    std::map<std::pair<std::string, std::string>, ExitSeries> exits;  // by (reason, code)
     // Created at the set's first exit with resources: absent where no exit records are read.
     struct ResourceSeries {
       prometheus::Counter* cpu_user = nullptr;
@@ -175,9 +190,17 @@ class Metrics {
   SetSeries* Live(size_t slot);
   size_t OverflowSlot(const std::string& sanitized_name);
   void AddParentZombie(SetSeries& set, const std::string& parent_label);
+  void DropParentZombie(SetSeries& set, const std::string& parent_label);
+  // The per-set families (set_registry_), written straight from the set table under
+  // sets_mutex_ (exposition_writer.h); the rest goes through prometheus-cpp.
+  void WriteSetFamilies(std::string& out) const;
+  void WriteZombieFamilies(std::string& out) const;    // caller holds sets_mutex_
+  void WriteResourceFamilies(std::string& out) const;  // caller holds sets_mutex_
   void RemoveResourceSeries(SetSeries& set);
 
   std::shared_ptr<prometheus::Registry> registry_;
+  // Families with series per set: not collected by prometheus-cpp at scrape (WriteSetFamilies).
+  std::shared_ptr<prometheus::Registry> set_registry_;
   prometheus::Family<prometheus::Gauge>& processes_family_;
   prometheus::Family<prometheus::Counter>& starts_family_;
   prometheus::Family<prometheus::Counter>& exits_family_;
@@ -220,6 +243,12 @@ class Metrics {
   std::vector<double> reap_latency_buckets_;
   std::vector<double> lifetime_buckets_;
   std::vector<double> peak_rss_buckets_;
+  // le="..." per bucket of each layout, for the scrape writer.
+  std::vector<std::string> reap_latency_bound_labels_;
+  std::vector<std::string> lifetime_bound_labels_;
+  std::vector<std::string> peak_rss_bound_labels_;
+  // The last scrape's size: the next one reserves it up front.
+  mutable std::atomic<size_t> last_scrape_bytes_{0};
   size_t max_sets_;
   std::optional<std::chrono::milliseconds> idle_set_timeout_;
   // The set table: appended by the loop thread, read by HTTP threads (StatusSets) under

@@ -5,12 +5,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
+
+#include "prometheus_text.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -242,6 +247,131 @@ TEST(MetricsIdleSweepIntervalTest, ATenthOfTheTimeoutWithinBounds) {
   EXPECT_EQ(Metrics::IdleSweepInterval(100s), 10s);
   EXPECT_EQ(Metrics::IdleSweepInterval(200ms), 100ms);
   EXPECT_EQ(Metrics::IdleSweepInterval(std::nullopt), 60s);
+}
+
+// --- The scrape writer (exposition_writer.h) against prometheus-cpp's own serialization ----
+
+// Every kind of per-set series, with names and parent labels that need escaping.
+void FillEverySeries(Metrics& metrics) {
+  const std::string hostile = std::string("we\"ird\\na") + "\n" + "me\xff";
+  for (const std::string& name : {std::string("plain"), hostile, std::string("\xC3\xA9t\xC3\xA9")}) {
+    const size_t slot = metrics.SetSlot(name, "{{.Comm}}");
+    metrics.ProcessJoined(slot);
+    metrics.ExitCounted(slot, "exited", "0", 1.7e9);
+    metrics.ExitCounted(slot, "killed", "SIGKILL", 1.7e9);
+    metrics.ExitCounted(slot, "oom_killed", "SIGKILL", 1.7e9);
+    metrics.ReapLatencyObserved(slot, 0.00042);
+    metrics.ReapLatencyObserved(slot, 12.5);
+    metrics.LifetimeObserved(slot, 3.0);
+    metrics.ExitResourcesObserved(slot, 0.012345678901, 0.003, 4 << 20, 0, 4096);
+    metrics.ZombieAdded(slot, "par\"ent\\");
+    metrics.ZombieAdded(slot, "par\"ent\\");
+    metrics.ZombieAdded(slot, "init");
+    metrics.SetOldestZombie(slot, 1796620000.123456);
+    metrics.MissedExit(slot);
+  }
+  metrics.CountError("proc_read");
+  metrics.UnattributedExit();
+}
+
+// Series for series (name, labels, value) and family for family (type), what the writer
+// writes is what prometheus-cpp writes for the same registries.
+void ExpectSameSeries(const Metrics& metrics) {
+  const integration::ParseResult fast = integration::ParsePrometheusText(metrics.Serialize());
+  const integration::ParseResult reference =
+      integration::ParsePrometheusText(metrics.SerializeWithPrometheusCpp());
+  ASSERT_TRUE(fast.ok()) << fast.error;
+  ASSERT_TRUE(reference.ok()) << reference.error;
+  auto own_process = [](const integration::SeriesKey& key) { return key.name.starts_with("process_"); };
+  std::map<integration::SeriesKey, double> written, expected;
+  for (const auto& [key, value] : fast.metrics.series())
+    if (!own_process(key)) written.emplace(key, value);
+  for (const auto& [key, value] : reference.metrics.series())
+    if (!own_process(key)) expected.emplace(key, value);
+  ASSERT_EQ(written.size(), expected.size());
+  for (const auto& [key, value] : expected) {
+    auto found = written.find(key);
+    ASSERT_NE(found, written.end()) << "missing " << integration::FormatSeries(key.name, key.labels);
+    // prometheus-cpp writes 16 significant digits, the writer the exact shortest form.
+    EXPECT_NEAR(found->second, value, std::abs(value) * 1e-15)
+        << integration::FormatSeries(key.name, key.labels);
+    const std::string family = key.name.substr(0, key.name.find("_bucket"));
+    EXPECT_EQ(fast.metrics.Type(family), reference.metrics.Type(family)) << family;
+  }
+}
+
+TEST(MetricsScrapeWriterTest, WritesWhatPrometheusCppWritesSeriesForSeries) {
+  Metrics metrics(LimitsConfig(100, 1000ms));
+  FillEverySeries(metrics);
+  ASSERT_NO_FATAL_FAILURE(ExpectSameSeries(metrics));
+  const std::string text = metrics.Serialize();
+  EXPECT_NE(text.find(R"(pidfd_zombies_by_parent{parent="par\"ent\\",set="we\"ird\\na)"
+                      "\xEF\xBF\xBD"
+                      "me"
+                      "\xEF\xBF\xBD"
+                      R"("} 2)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(pidfd_reap_latency_seconds_bucket{set="plain",le="0.0001"} 0)"), std::string::npos);
+  EXPECT_NE(text.find(R"(pidfd_reap_latency_seconds_bucket{set="plain",le="0.001"} 1)"), std::string::npos);
+}
+
+TEST(MetricsScrapeWriterTest, SeriesThatGoLeaveBothOutputsAlike) {
+  Metrics metrics(LimitsConfig(100, 1000ms));
+  FillEverySeries(metrics);
+  const size_t slot = metrics.SetSlot("plain", "{{.Comm}}");
+  metrics.ZombieRemoved(slot, "init");
+  metrics.ZombieParentChanged(slot, "par\"ent\\", "init");
+  metrics.SetOldestZombie(slot, std::nullopt);
+  ASSERT_NO_FATAL_FAILURE(ExpectSameSeries(metrics));
+  // Every set empties and expires: no series of a set is left in either output.
+  for (const std::string& name : {std::string("plain"), std::string("\xC3\xA9t\xC3\xA9")}) {
+    const size_t each = metrics.SetSlot(name, "{{.Comm}}");
+    metrics.ProcessLeft(each);
+    metrics.SetOldestZombie(each, std::nullopt);
+  }
+  metrics.ZombieRemoved(slot, "init");
+  metrics.ZombieRemoved(slot, "par\"ent\\");
+  const size_t other = metrics.SetSlot("\xC3\xA9t\xC3\xA9", "{{.Comm}}");
+  for (const char* parent : {"init", "par\"ent\\", "par\"ent\\"}) metrics.ZombieRemoved(other, parent);
+  const Clock::time_point start = Clock::now();
+  metrics.ExpireIdleSets(start);
+  EXPECT_THAT(metrics.ExpireIdleSets(start + 2s), UnorderedElementsAre("plain", "\xC3\xA9t\xC3\xA9"));
+  ASSERT_NO_FATAL_FAILURE(ExpectSameSeries(metrics));
+  EXPECT_EQ(metrics.Serialize().find("set=\"plain\""), std::string::npos);
+}
+
+// HTTP threads scrape while the loop thread adds and removes sets, exits, zombies and resource
+// series: every scrape parses (under TSan in CI, every shared access is checked as well).
+TEST(MetricsScrapeWriterTest, ScrapesStayValidWhileSeriesComeAndGo) {
+  Metrics metrics(LimitsConfig(64, 1000ms));
+  std::atomic<bool> stop{false};
+  std::atomic<int> scrapes{0}, invalid{0};
+  std::thread scraper([&] {
+    while (!stop.load()) {
+      if (!integration::ParsePrometheusText(metrics.Serialize()).ok()) ++invalid;
+      ++scrapes;
+    }
+  });
+  const Clock::time_point start = Clock::now();
+  for (int round = 0; round < 4000 && (round < 200 || scrapes.load() < 20); ++round) {
+    const size_t slot = metrics.SetSlot("churn" + std::to_string(round % 40), "{{.Comm}}");
+    const std::string parent = "p" + std::to_string(round % 3);
+    metrics.ProcessJoined(slot);
+    metrics.ExitCounted(slot, "exited", std::to_string(round % 5), 1.7e9);
+    metrics.ExitResourcesObserved(slot, 0.01, 0.01, 1 << 20, 0, 0);
+    metrics.ZombieAdded(slot, parent);
+    metrics.SetOldestZombie(slot, 1.7e9);
+    metrics.ZombieParentChanged(slot, parent, "q");
+    metrics.ZombieRemoved(slot, "q");
+    metrics.SetOldestZombie(slot, std::nullopt);
+    metrics.ProcessLeft(slot);
+    if (round % 50 == 49) metrics.ExpireIdleSets(start + std::chrono::seconds(round));
+  }
+  stop.store(true);
+  scraper.join();
+  EXPECT_EQ(invalid.load(), 0) << "of " << scrapes.load() << " scrapes";
+  EXPECT_GT(scrapes.load(), 0);
 }
 
 }  // namespace
