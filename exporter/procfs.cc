@@ -114,26 +114,30 @@ std::optional<ProcessStat> ParseStat(std::string_view text) {
   if (rest.empty() || rest.front() != ' ') return std::nullopt;
   rest.remove_prefix(1);
   if (!rest.empty() && rest.back() == '\n') rest.remove_suffix(1);
-  const std::vector<std::string_view> fields = Split(rest, ' ');
-  // field(n) is proc(5)'s field n, for n >= kFirstFieldAfterComm.
-  auto field = [&fields](size_t number) { return fields[number - kFirstFieldAfterComm]; };
-  const size_t last_field = fields.size() + kFirstFieldAfterComm - 1;
-  if (last_field < kFieldStartTime) return std::nullopt;
-
-  if (field(kFirstFieldAfterComm).size() != 1) return std::nullopt;
-  stat.state = field(kFirstFieldAfterComm).front();
-  // Every field up to exit_code is a decimal integer; checking all of them rejects text
-  // that merely has enough spaces in it.
-  for (size_t number = kFirstFieldAfterComm + 1; number <= std::min(last_field, kFieldExitCode); ++number) {
-    const std::string_view value = field(number);
-    const std::string_view digits = (!value.empty() && value.front() == '-') ? value.substr(1) : value;
-    if (!ParseDecimal<uint64_t>(digits)) return std::nullopt;
+  // The fields are walked in place, not split into a vector of ~50 views: this runs for every
+  // process a scan reads. Every field up to exit_code is a decimal integer but the state;
+  // checking all of them rejects text that merely has enough spaces in it.
+  std::string_view fields[kFieldExitCode + 1];  // by proc(5) field number, up to exit_code
+  size_t last_field = kFirstFieldAfterComm;
+  for (size_t start = 0;; ++last_field) {
+    const size_t stop = rest.find(' ', start);
+    const std::string_view value = rest.substr(start, stop == std::string_view::npos ? stop : stop - start);
+    if (last_field > kFirstFieldAfterComm && last_field <= kFieldExitCode) {
+      const std::string_view digits = (!value.empty() && value.front() == '-') ? value.substr(1) : value;
+      if (!ParseDecimal<uint64_t>(digits)) return std::nullopt;
+    }
+    if (last_field <= kFieldExitCode) fields[last_field] = value;
+    if (stop == std::string_view::npos) break;
+    start = stop + 1;
   }
+  if (last_field < kFieldStartTime) return std::nullopt;
+  if (fields[kFirstFieldAfterComm].size() != 1) return std::nullopt;
+  stat.state = fields[kFirstFieldAfterComm].front();
 
-  const auto parent_pid = ParseDecimal<int>(field(kFieldParentPid));
-  const auto flags = ParseDecimal<uint64_t>(field(kFieldFlags));
-  const auto thread_count = ParseDecimal<long>(field(kFieldThreadCount));
-  const auto start_time = ParseDecimal<uint64_t>(field(kFieldStartTime));
+  const auto parent_pid = ParseDecimal<int>(fields[kFieldParentPid]);
+  const auto flags = ParseDecimal<uint64_t>(fields[kFieldFlags]);
+  const auto thread_count = ParseDecimal<long>(fields[kFieldThreadCount]);
+  const auto start_time = ParseDecimal<uint64_t>(fields[kFieldStartTime]);
   if (!parent_pid || !flags || !thread_count || !start_time) return std::nullopt;
   stat.parent_pid = *parent_pid;
   stat.flags = *flags;
@@ -141,7 +145,7 @@ std::optional<ProcessStat> ParseStat(std::string_view text) {
   stat.start_time_ticks = *start_time;
 
   if (last_field >= kFieldExitCode) {
-    const auto exit_code = ParseDecimal<int>(field(kFieldExitCode));
+    const auto exit_code = ParseDecimal<int>(fields[kFieldExitCode]);
     if (!exit_code) return std::nullopt;
     stat.has_exit_code = true;
     stat.exit_code = *exit_code;
