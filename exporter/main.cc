@@ -18,6 +18,7 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -420,9 +421,28 @@ class Reloader {
   std::string ReloadFromAnotherThread() {
     auto promise = std::make_shared<std::promise<std::string>>();
     auto answer = promise->get_future();
-    loop_->Post([promise, this] { promise->set_value(Reload()); });
+    {
+      std::lock_guard<std::mutex> lock(waiting_mutex_);
+      if (abandoned_) return kShuttingDown;
+      waiting_.push_back(promise);
+    }
+    loop_->Post([promise, this] {
+      std::string errors = Reload();
+      std::lock_guard<std::mutex> lock(waiting_mutex_);
+      if (std::erase(waiting_, promise) > 0) promise->set_value(std::move(errors));
+    });
     if (answer.wait_for(std::chrono::seconds(30)) != std::future_status::ready) return "reload timed out\n";
     return answer.get();
+  }
+
+  // Once the loop stopped (SIGTERM): a reload posted to it never runs. Every one still waiting,
+  // and every later one, is answered now, so that no HTTP worker holds the shutdown (up to
+  // 30 s, Kubernetes' whole default grace period).
+  void Abandon() {
+    std::lock_guard<std::mutex> lock(waiting_mutex_);
+    abandoned_ = true;
+    for (const auto& promise : waiting_) promise->set_value(kShuttingDown);
+    waiting_.clear();
   }
 
  private:
@@ -439,6 +459,10 @@ class Reloader {
   Tracker* tracker_;
   int scan_timer_id_ = -1;
   int idle_sweep_timer_id_ = -1;
+  static constexpr char kShuttingDown[] = "the exporter is shutting down\n";
+  std::mutex waiting_mutex_;
+  bool abandoned_ = false;
+  std::vector<std::shared_ptr<std::promise<std::string>>> waiting_;
 };
 
 // What the status page shows, taken on an HTTP thread.
@@ -594,7 +618,8 @@ int Run(int argc, char** argv) {
   if (!StartIdleSetSweep(loop.get(), &metrics, &reloader, config)) return 1;
   const int exit_code =
       Serve(loop.get(), tracker.get(), &reloader, signal_fd.get(), config, features.proc_connector);
-  server.reset();  // stop serving before the tracker and metrics go away
+  reloader.Abandon();  // reloads posted to the stopped loop would wait for nothing
+  server.reset();      // stop serving before the tracker and metrics go away
   if (exit_code == 0) LogInfo("Stopped");
   return exit_code;
 }

@@ -6,8 +6,12 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "connector_workload.h"
 #include "harness.h"
@@ -272,6 +276,40 @@ TEST(ReloadTest, ReloadKeepsAnOrphanedDescendantInItsSet) {
     }));
     ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
   }
+}
+
+// SIGTERM while reloads are in flight: a reload posted to the loop as it stops never runs, and
+// its HTTP worker waited 30 s for the answer, holding the shutdown that long (Kubernetes' whole
+// default grace period). Eight clients (as many as the exporter has HTTP workers) post reloads
+// back to back across the SIGTERM; the exporter must exit as it does without them (the build
+// before the fix failed 4 of 4 runs). The bound tells "at once" from that 30 s wait, on any load.
+TEST(ReloadTest, ReloadsInFlightDoNotHoldTheShutdown) {
+  ExporterProcess exporter;
+  ASSERT_TRUE(exporter.Start(FirstConfig()));
+  const int port = exporter.port();
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      while (!stop.load()) {
+        HttpResult result = HttpRequest("POST", "127.0.0.1", port, "/-/reload", {"Content-Length: 0"},
+                                        std::chrono::seconds(40));
+        if (result.response) ++answered;
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (answered.load() < 40 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int answered_before = answered.load();
+  const std::optional<ExporterExit> exited = exporter.Stop(std::chrono::seconds(25));
+  stop.store(true);
+  for (std::thread& client : clients) client.join();
+  ASSERT_GE(answered_before, 40) << "reloads were not answered before the SIGTERM";
+  ASSERT_TRUE(exited.has_value()) << "still running 25 s after SIGTERM";
+  EXPECT_EQ(DescribeWaitStatus(exited->status), "exit 0");
+  EXPECT_LT(exited->elapsed, std::chrono::seconds(10)) << "a reload in flight held the shutdown";
 }
 
 }  // namespace
