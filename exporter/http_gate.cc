@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -167,6 +168,14 @@ struct IoResult {
 };
 
 enum class Phase { kHandshake, kHead, kQueued, kRelay, kClosing };
+
+// Whether a connection waits in a listener's queue. accept4() takes a descriptor before it
+// looks at the queue, so when the process has none left an empty queue fails with EMFILE too,
+// not EAGAIN: every batch of accepts would end that way.
+bool ConnectionPending(int listener_fd) {
+  pollfd listener{listener_fd, POLLIN, 0};
+  return ::poll(&listener, 1, 0) == 1 && (listener.revents & POLLIN) != 0;
+}
 
 struct Connection;
 // What an epoll event points at.
@@ -465,9 +474,14 @@ void HttpGate::Impl::Accept(size_t listener_index) {
   for (int batch = 0; batch < 64; ++batch) {
     UniqueFd client(
         ::accept4(listeners[listener_index].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!client.valid() && (errno == EMFILE || errno == ENFILE) && ReleaseSpares(1)) {
-      client.Reset(
-          ::accept4(listeners[listener_index].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!client.valid() && (errno == EMFILE || errno == ENFILE)) {
+      // Nothing to accept: keep the spares. Releasing one here lost it to whoever opened a
+      // descriptor next (the tracker's pidfds), and once they were gone the eviction below
+      // reset the connection this batch had just accepted.
+      if (!ConnectionPending(listeners[listener_index].fd.get())) return;
+      if (ReleaseSpares(1))
+        client.Reset(
+            ::accept4(listeners[listener_index].fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     }
     if (!client.valid()) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
