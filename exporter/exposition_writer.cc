@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace pidfd_exporter {
 namespace {
@@ -33,10 +34,34 @@ const char* TypeName(ExpositionWriter::Type type) {
   return "untyped";
 }
 
-void AppendUnsigned(std::string& out, uint64_t value) {
-  char buffer[24];
-  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-  out.append(buffer, result.ptr);
+// A sample's value as text, in a buffer of its own: the shortest form that reads back as the
+// same double, or the format's spelling of infinities and NaN.
+struct ValueText {
+  char text[32];  // the shortest round-trip form of a double needs at most 24
+  size_t size = 0;
+  std::string_view view() const { return {text, size}; }
+};
+
+ValueText FormatDouble(double value) {
+  ValueText out;
+  std::string_view special;
+  if (std::isnan(value)) {
+    special = "NaN";
+  } else if (std::isinf(value)) {
+    special = value < 0 ? "-Inf" : "+Inf";
+  } else {
+    out.size = static_cast<size_t>(std::to_chars(out.text, out.text + sizeof out.text, value).ptr - out.text);
+    return out;
+  }
+  std::memcpy(out.text, special.data(), special.size());
+  out.size = special.size();
+  return out;
+}
+
+ValueText FormatUnsigned(uint64_t value) {
+  ValueText out;
+  out.size = static_cast<size_t>(std::to_chars(out.text, out.text + sizeof out.text, value).ptr - out.text);
+  return out;
 }
 
 }  // namespace
@@ -59,15 +84,7 @@ std::string EscapeLabelValue(std::string_view value) {
 }
 
 void AppendSampleValue(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "NaN";
-  } else if (std::isinf(value)) {
-    out += value < 0 ? "-Inf" : "+Inf";
-  } else {
-    char buffer[32];  // the shortest round-trip form of a double needs at most 24
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, result.ptr);
-  }
+  out += FormatDouble(value).view();
 }
 
 void ExpositionWriter::Family(std::string_view name, std::string_view help, Type type) {
@@ -82,42 +99,53 @@ void ExpositionWriter::Family(std::string_view name, std::string_view help, Type
   out_ += '\n';
 }
 
-void ExpositionWriter::OpenSample(std::string_view name, std::string_view suffix, std::string_view first,
-                                  std::string_view labels) {
-  out_ += name;
-  out_ += suffix;
-  if (!first.empty() || !labels.empty()) {
-    out_ += '{';
-    out_ += first;
-    if (!first.empty() && !labels.empty()) out_ += ',';
-    out_ += labels;
-    out_ += '}';
+void ExpositionWriter::Line(std::string_view name, std::string_view suffix, std::string_view first,
+                            std::string_view labels, std::string_view value) {
+  // Composed on the stack and appended once: the pieces are short, and appending each on its
+  // own (a capacity check and a copy per piece, a call per brace) cost more than writing them.
+  const std::string_view pieces[] = {name, suffix, first, labels, value};
+  size_t length = 4;  // braces, comma or space, newline
+  for (std::string_view piece : pieces) length += piece.size();
+  char stack[512];
+  std::string heap;
+  char* line = stack;
+  if (length > sizeof stack) {
+    heap.resize(length);  // a set name of 128 bytes escaped, and more labels: rare
+    line = heap.data();
   }
-  out_ += ' ';
+  char* at = line;
+  auto put = [&at](std::string_view piece) {
+    std::memcpy(at, piece.data(), piece.size());
+    at += piece.size();
+  };
+  put(name);
+  put(suffix);
+  if (!first.empty() || !labels.empty()) {
+    *at++ = '{';
+    put(first);
+    if (!first.empty() && !labels.empty()) *at++ = ',';
+    put(labels);
+    *at++ = '}';
+  }
+  *at++ = ' ';
+  put(value);
+  *at++ = '\n';
+  out_.append(line, static_cast<size_t>(at - line));
 }
 
 void ExpositionWriter::Sample(std::string_view name, std::string_view first, std::string_view labels,
                               double value) {
-  OpenSample(name, {}, first, labels);
-  AppendSampleValue(out_, value);
-  out_ += '\n';
+  Line(name, {}, first, labels, FormatDouble(value).view());
 }
 
 void ExpositionWriter::Histogram(std::string_view name, std::string_view labels,
                                  const std::vector<std::string>& bound_labels,
                                  const std::vector<uint64_t>& cumulative_counts, double sum) {
   const size_t buckets = std::min(bound_labels.size(), cumulative_counts.size());
-  for (size_t i = 0; i < buckets; ++i) {
-    OpenSample(name, "_bucket", labels, bound_labels[i]);
-    AppendUnsigned(out_, cumulative_counts[i]);
-    out_ += '\n';
-  }
-  OpenSample(name, "_sum", labels, {});
-  AppendSampleValue(out_, sum);
-  out_ += '\n';
-  OpenSample(name, "_count", labels, {});
-  AppendUnsigned(out_, buckets > 0 ? cumulative_counts[buckets - 1] : 0);
-  out_ += '\n';
+  for (size_t i = 0; i < buckets; ++i)
+    Line(name, "_bucket", labels, bound_labels[i], FormatUnsigned(cumulative_counts[i]).view());
+  Line(name, "_sum", {}, labels, FormatDouble(sum).view());
+  Line(name, "_count", {}, labels, FormatUnsigned(buckets > 0 ? cumulative_counts[buckets - 1] : 0).view());
 }
 
 std::vector<std::string> ExpositionWriter::BoundLabels(const std::vector<double>& bounds) {

@@ -43,8 +43,9 @@ class ExpositionWriter {
   static std::vector<std::string> BoundLabels(const std::vector<double>& bounds);
 
  private:
-  void OpenSample(std::string_view name, std::string_view suffix, std::string_view first,
-                  std::string_view labels);
+  // `name suffix{first,labels} value` and a newline.
+  void Line(std::string_view name, std::string_view suffix, std::string_view first, std::string_view labels,
+            std::string_view value);
 
   std::string& out_;
 };
