@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "log.h"
+#include "scrape_worker.h"
 #include "tls_context.h"
 
 namespace pidfd_exporter {
@@ -180,7 +181,7 @@ bool ConnectionPending(int listener_fd) {
 struct Connection;
 // What an epoll event points at.
 struct Target {
-  enum class Kind { kWake, kListener, kClient, kBackend } kind;
+  enum class Kind { kWake, kListener, kClient, kBackend, kScrapeDone } kind;
   Connection* connection = nullptr;
   size_t listener = 0;
 };
@@ -222,6 +223,19 @@ std::string CannedAnswer(int status, const char* reason, const std::string& body
          "\r\nX-Content-Type-Options: nosniff\r\n" + extra + "Connection: close\r\n\r\n" + body;
 }
 
+// Whether the head asks for `path` by GET or HEAD (a query string allowed): a scrape.
+bool IsScrapeOf(const std::string& head, const std::string& path) {
+  const size_t method_end = head.find(' ');
+  if (method_end == std::string::npos) return false;
+  const std::string_view method(head.data(), method_end);
+  if (method != "GET" && method != "HEAD") return false;
+  const size_t target_end = head.find_first_of(" \r\n", method_end + 1);
+  if (target_end == std::string::npos) return false;
+  std::string_view target(head.data() + method_end + 1, target_end - method_end - 1);
+  target = target.substr(0, target.find('?'));
+  return target == path;
+}
+
 // Where the request head ends (just past its blank line), or npos. Bare LF line ends count,
 // as in CivetWeb.
 size_t HeadEnd(const std::string& head) {
@@ -244,6 +258,9 @@ struct HttpGate::Impl {
   UniqueFd epoll;
   UniqueFd wake;
   Target wake_target{Target::Kind::kWake};
+  // Answers scrapes without the relay (options.direct_path); null without a direct path.
+  std::unique_ptr<ScrapeWorker> scrape_worker;
+  Target scrape_target{Target::Kind::kScrapeDone};
   std::atomic<bool> stopping{false};
   std::thread thread;
 
@@ -276,6 +293,8 @@ struct HttpGate::Impl {
   void ContinueHandshake(Connection& connection);
   void ReadHead(Connection& connection);
   void HeadComplete(Connection& connection);
+  bool SubmitScrape(Connection& connection);
+  void ScrapeAnswered();
   void StartBackend(Connection& connection);
   void BackendWritable(Connection& connection);
   void BackendReadable(Connection& connection);
@@ -579,6 +598,7 @@ void HttpGate::Impl::ReadHead(Connection& connection) {
 
 void HttpGate::Impl::HeadComplete(Connection& connection) {
   SetDeadline(connection, Clock::now() + options.response_timeout);
+  if (SubmitScrape(connection)) return;
   if (backends_open < options.max_backend_connections) {
     StartBackend(connection);
     return;
@@ -586,6 +606,28 @@ void HttpGate::Impl::HeadComplete(Connection& connection) {
   connection.phase = Phase::kQueued;
   MoveTo(connection, &queued);
   UpdateInterest(connection);
+}
+
+// --- scrapes answered on the gate's own scrape thread -----------------------------------
+
+bool HttpGate::Impl::SubmitScrape(Connection& connection) {
+  if (!scrape_worker || !IsScrapeOf(connection.head, options.direct_path)) return false;
+  if (!scrape_worker->Submit(connection.serial, connection.head)) return false;
+  // Waiting for its answer like a relayed request for CivetWeb's, with the same deadline.
+  connection.phase = Phase::kRelay;
+  MoveTo(connection, &relaying);
+  UpdateInterest(connection);
+  return true;
+}
+
+void HttpGate::Impl::ScrapeAnswered() {
+  std::optional<ScrapeWorker::Answer> answer = scrape_worker->Take();
+  if (!answer) return;
+  const auto found = by_serial.find(answer->serial);
+  // Gone meanwhile (the client left, or the response deadline passed): nobody to answer.
+  if (found == by_serial.end() || found->second->closed || found->second->phase != Phase::kRelay) return;
+  counters.served_directly.fetch_add(1, std::memory_order_relaxed);
+  Answer(*found->second, std::move(answer->text));
 }
 
 // --- the relay to CivetWeb --------------------------------------------------------------
@@ -828,6 +870,10 @@ void HttpGate::Impl::ExpireDeadlines(Clock::time_point now) {
 
 void HttpGate::Impl::HandleEvent(const Target& target, uint32_t events) {
   if (target.kind == Target::Kind::kWake) return;
+  if (target.kind == Target::Kind::kScrapeDone) {
+    ScrapeAnswered();
+    return;
+  }
   if (target.kind == Target::Kind::kListener) {
     Accept(target.listener);
     return;
@@ -909,6 +955,7 @@ void HttpGate::Stop() {
   const uint64_t one = 1;
   (void)!::write(impl_->wake.get(), &one, sizeof one);
   impl_->thread.join();
+  impl_->scrape_worker.reset();  // lets a scrape being rendered finish; none starts after
   // Closing our ends now lets a CivetWeb worker still writing an answer fail at once
   // instead of waiting out its timeout while the server stops.
   while (!impl_->connections.empty()) impl_->Close(*impl_->connections.front());
@@ -936,6 +983,12 @@ std::unique_ptr<HttpGate> HttpGate::Start(const HttpGateOptions& options,
   event.events = EPOLLIN;
   event.data.ptr = &impl.wake_target;
   epoll_ctl(impl.epoll.get(), EPOLL_CTL_ADD, impl.wake.get(), &event);
+  if (!impl.options.direct_path.empty() && impl.options.serve_without_backend) {
+    impl.scrape_worker = ScrapeWorker::Start(impl.options.serve_without_backend, error);
+    if (!impl.scrape_worker) return nullptr;
+    event.data.ptr = &impl.scrape_target;
+    epoll_ctl(impl.epoll.get(), EPOLL_CTL_ADD, impl.scrape_worker->ready_fd(), &event);
+  }
   impl.RefillSpares();
   impl.listener_targets.resize(impl.listeners.size());
   for (size_t i = 0; i < impl.listeners.size(); ++i) {

@@ -61,6 +61,11 @@ struct HttpGateOptions {
   // The whole answer to a complete request head, computed on the gate thread; used when the
   // process has no descriptors left for CivetWeb to accept the gate's connection.
   std::function<std::string(const std::string& head)> serve_without_backend;
+  // The telemetry path. A GET or HEAD of it is answered by serve_without_backend on the
+  // gate's scrape thread (ScrapeWorker) while that is free, without the relay through
+  // CivetWeb; a scrape that comes while another is being answered goes to CivetWeb. Empty:
+  // every request goes to CivetWeb.
+  std::string direct_path;
 };
 
 // Counters since start, for the exporter's self-metrics (any thread may read them).
@@ -69,6 +74,8 @@ struct HttpGateCounters {
   std::atomic<uint64_t> accepted{0};
   // Requests answered by the gate itself because the process was out of descriptors.
   std::atomic<uint64_t> served_without_backend{0};
+  // Scrapes answered on the gate's scrape thread (HttpGateOptions::direct_path).
+  std::atomic<uint64_t> served_directly{0};
   // Connections closed before a complete answer, by reason (kDropReasonNames).
   std::atomic<uint64_t> dropped[8]{};
 };

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -281,6 +282,21 @@ void Send(mg_connection* connection, const Response& response, bool head_only) {
   if (!head_only && !response.body.empty()) mg_write(connection, response.body.data(), response.body.size());
 }
 
+// Now as the Date header writes it (RFC 9110 IMF-fixdate), as CivetWeb does; English names
+// whatever the locale.
+std::string HttpDate() {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const time_t now = time(nullptr);
+  tm utc{};
+  gmtime_r(&now, &utc);
+  char text[40];
+  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday % 7], utc.tm_mday,
+                kMonths[utc.tm_mon % 12], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+  return text;
+}
+
 Response Text(int status, std::string body) {
   Response response;
   response.status = status;
@@ -315,10 +331,12 @@ class Router {
         max_requests_(max_requests),
         http_metrics_(http_metrics) {}
 
-  // Answers a GET or HEAD from its raw head on the gate's thread, for when the process is
-  // out of descriptors and CivetWeb could not accept the connection to it (every watched
-  // process holds a pidfd). Only the path before '?' is routed (no percent-decoding or
-  // dot segments there); other methods get 503.
+  // Answers a GET or HEAD from its raw head without CivetWeb: every scrape of the exact
+  // telemetry path that the gate's scrape thread is free for, and on the gate's own thread
+  // any request when the process is out of descriptors and CivetWeb could not accept the
+  // connection to it (every watched process holds a pidfd). Only the path before '?' is
+  // routed (no percent-decoding or dot segments there); other methods get 503. The answer is
+  // CivetWeb's: the request's HTTP version, a Date header.
   std::string ServeWithoutCivetweb(const std::string& head) {
     const size_t line_end = head.find_first_of("\r\n");
     const std::string line = head.substr(0, line_end);
@@ -338,7 +356,8 @@ class Router {
     } catch (...) {
       response = Text(500, "500 internal server error\n");
     }
-    return Serialize(response, method == "HEAD");
+    const bool http_1_0 = second_space != std::string::npos && line.substr(second_space + 1) == "HTTP/1.0";
+    return Serialize(response, method == "HEAD", http_1_0 ? "HTTP/1.0" : "HTTP/1.1");
   }
 
   // The gate whose counters the telemetry path reports; set once, after it started.
@@ -450,14 +469,14 @@ class Router {
     return "";
   }
 
-  std::string Serialize(Response response, bool head_only) const {
+  std::string Serialize(Response response, bool head_only, const char* version) const {
     for (const auto& configured : response_headers_) {
       std::erase_if(response.headers, [&configured](const auto& header) {
         return SameHeaderName(header.first, configured.first);
       });
       response.headers.push_back(configured);
     }
-    std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
+    std::string out = std::string(version) + " " + std::to_string(response.status) + " " +
                       mg_get_response_code_text(nullptr, response.status) +
                       "\r\nContent-Type: " + response.content_type +
                       "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\n";
@@ -466,9 +485,13 @@ class Router {
         [](const auto& header) { return SameHeaderName(header.first, "X-Content-Type-Options"); });
     if (!has_nosniff) out += "X-Content-Type-Options: nosniff\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
-    out += "Connection: close\r\n\r\n";
-    if (!head_only) out += response.body;
-    return out;
+    out += "Date: " + HttpDate() + "\r\nConnection: close\r\n\r\n";
+    if (head_only) return out;
+    // The head goes in front of the body, in the body's own buffer: a scrape of 1,000 sets is
+    // 1.5 MB, and a second buffer that size per scrape made the allocator return and fault in
+    // fresh pages every time (~2 ms of CPU; BENCHMARKS.md, section 1).
+    response.body.insert(0, out);
+    return std::move(response.body);
   }
 
   // node_exporter's --web.max-requests: past the limit a scrape answers 503 at once
@@ -535,6 +558,13 @@ class Router {
     out += "# TYPE pidfd_exporter_http_served_without_civetweb_total counter\n";
     out += "pidfd_exporter_http_served_without_civetweb_total " +
            std::to_string(counters.served_without_backend.load()) + "\n";
+    out +=
+        "# HELP pidfd_exporter_http_scrapes_served_directly_total Scrapes the HTTP gate answered on its own "
+        "scrape thread, without relaying them to CivetWeb (a scrape that comes while another is answered "
+        "there is relayed).\n";
+    out += "# TYPE pidfd_exporter_http_scrapes_served_directly_total counter\n";
+    out += "pidfd_exporter_http_scrapes_served_directly_total " +
+           std::to_string(counters.served_directly.load()) + "\n";
     out +=
         "# HELP pidfd_exporter_tls_certificate_reloads_total TLS certificate files re-read after a change.\n";
     out += "# TYPE pidfd_exporter_tls_certificate_reloads_total counter\n";
@@ -729,6 +759,7 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options, 
     gate_options.serve_without_backend = [router](const std::string& head) {
       return router->ServeWithoutCivetweb(head);
     };
+    gate_options.direct_path = options.telemetry_path;
     impl.gate = HttpGate::Start(gate_options, std::move(listeners), std::move(tls), ports, error);
     if (!impl.gate) return nullptr;
     impl.router->SetGate(impl.gate.get());

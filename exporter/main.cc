@@ -218,6 +218,14 @@ std::optional<KernelFeatures> PrepareProcess(const Flags& flags, bool* kernel_ha
   // Glibc gives every HTTP thread its own malloc arena; two are plenty for this workload
   // and keep RSS flat under heavy scraping.
   mallopt(M_ARENA_MAX, 2);
+  // A scrape's text (1.5 MB at 1,000 sets) is allocated on the gate's scrape thread and freed
+  // on the gate thread. With glibc's defaults that memory went back to the kernel after every
+  // scrape and was faulted in again on the next: 2 ms of a 4.8 ms scrape. Buffers up to 4 MiB
+  // come from the arenas and 8 MiB may stay free in them; the RSS after 20 scrapes of 1,000
+  // sets is then what it was when CivetWeb rendered them (16.9 against 16.3 MB), and it does
+  // not change with few sets (BENCHMARKS.md, section 1).
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
   RaiseFileLimit();
   KernelFeatures features = ProbeKernelFeatures();
   *kernel_has_reap_events = features.reap_events;

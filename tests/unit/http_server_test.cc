@@ -664,6 +664,57 @@ std::unique_ptr<HttpServer> StartSmallServer(HttpServerOptions options, HttpHand
   return server;
 }
 
+// A scrape of the exact telemetry path is answered on the gate's scrape thread, without the
+// relay through CivetWeb; the same scrape with a dot segment ("/./metrics", which CivetWeb
+// normalises) takes the relay. Both answers carry the same status and headers (a Date too),
+// and only the direct ones are counted.
+TEST(HttpServerScrapeThreadTest, DirectScrapesAnswerAsCivetwebDoesAndAreCounted) {
+  std::unique_ptr<HttpServer> server = StartSmallServer(HttpServerOptions{}, HttpHandlers{});
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  const std::string counter = "\npidfd_exporter_http_scrapes_served_directly_total ";
+  const HttpResponse direct = Request(port, "GET", "/metrics", "Accept-Encoding: gzip\r\n");
+  const HttpResponse relayed = Request(port, "GET", "/./metrics", "Accept-Encoding: gzip\r\n");
+  const HttpResponse direct_again = Request(port, "GET", "/metrics?x=1");
+  const HttpResponse relayed_again = Request(port, "GET", "/./metrics");
+  for (const HttpResponse* response : {&direct, &relayed, &direct_again, &relayed_again}) {
+    ASSERT_EQ(response->error, "");
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(response->Header("x-content-type-options"), "nosniff");
+    EXPECT_EQ(response->Header("vary"), "Accept-Encoding");
+    EXPECT_EQ(response->Header("connection"), "close");
+    EXPECT_EQ(response->Header("content-length"), std::to_string(response->body.size()));
+    EXPECT_NE(response->Header("date"), "");
+  }
+  for (const HttpResponse* gzipped : {&direct, &relayed}) {
+    EXPECT_EQ(gzipped->Header("content-encoding"), "gzip");
+    EXPECT_EQ(Gunzip(gzipped->body).rfind("up 1\n", 0), 0u);
+  }
+  EXPECT_EQ(direct.headers.size(), relayed.headers.size());
+  // Rendered before its own answer is counted: the first direct scrape shows 0.
+  EXPECT_NE(Gunzip(relayed.body).find(counter + "1\n"), std::string::npos) << Gunzip(relayed.body);
+  EXPECT_NE(direct_again.body.find(counter + "1\n"), std::string::npos) << direct_again.body;
+  EXPECT_NE(relayed_again.body.find(counter + "2\n"), std::string::npos) << relayed_again.body;
+}
+
+// HEAD and other methods of the telemetry path: HEAD on the scrape thread, POST relayed and
+// refused by the router as before.
+TEST(HttpServerScrapeThreadTest, HeadHasNoBodyAndOtherMethodsAreRefused) {
+  std::unique_ptr<HttpServer> server = StartSmallServer(HttpServerOptions{}, HttpHandlers{});
+  ASSERT_NE(server, nullptr);
+  const int port = PortOf(server->ListeningAddresses()[0]);
+  const HttpResponse head = Request(port, "HEAD", "/metrics");
+  ASSERT_EQ(head.error, "");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+  EXPECT_NE(head.Header("content-length"), "0");
+  const HttpResponse post = Request(port, "POST", "/metrics");
+  ASSERT_EQ(post.error, "");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.Header("allow"), "GET, HEAD");
+}
+
 TEST(HttpServerLimitsTest, MaxRequestsAnswers503PastTheLimitAndCountsIt) {
   // Two scrapes block inside the handler; the third is past --web.max-requests=2.
   std::mutex mutex;
