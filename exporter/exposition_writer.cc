@@ -115,6 +115,7 @@ void ExpositionWriter::Line(std::string_view name, std::string_view suffix, std:
   }
   char* at = line;
   auto put = [&at](std::string_view piece) {
+    if (piece.empty()) return;  // an empty view may hold a null pointer, which memcpy must not get
     std::memcpy(at, piece.data(), piece.size());
     at += piece.size();
   };
