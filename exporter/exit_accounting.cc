@@ -136,7 +136,9 @@ void ExitAccounting::Reaped(const ReapFacts& facts) {
   if (!facts.exit.observed) return;  // first sight is no exit time
   const double latency = ReapLatencySeconds(facts);
   metrics_->ReapLatencyObserved(facts.slot, latency);
-  LogDebug("Reaped", {{"latency_seconds", std::to_string(latency)}});
+  // Checked first: the fields are built before LogDebug looks at the level, and formatting a
+  // double on every reap showed in profiles of exec storms.
+  if (LogEnabled(LogLevel::kDebug)) LogDebug("Reaped", {{"latency_seconds", std::to_string(latency)}});
   if (facts.fork_monotonic_ns) {
     // Both ends stamped by the kernel (fork and exit events): exact.
     metrics_->LifetimeObserved(facts.slot,

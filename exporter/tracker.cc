@@ -528,9 +528,11 @@ bool Tracker::RecoverIdentity(WatchedProcess& process, const TaskExitRecord& rec
   if (!assigner_.NameAlonePlaces()) return false;
   process.name_unknown = false;
   process.attributes.comm = record.comm;
-  Reassign(process);  // a zombie moves with its membership
-  LogDebug("Exec'd process named by its exit record",
-           {{"pid", std::to_string(process.attributes.pid)}, {"member", process.member ? "yes" : "no"}});
+  Reassign(process);                   // a zombie moves with its membership
+  if (LogEnabled(LogLevel::kDebug)) {  // one per exec'd process in a storm: no strings unless shown
+    LogDebug("Exec'd process named by its exit record",
+             {{"pid", std::to_string(process.attributes.pid)}, {"member", process.member ? "yes" : "no"}});
+  }
   return true;
 }
 
