@@ -285,6 +285,7 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
 
   double parent_sum = 0;        // Σ (reap started − zombie seen)
   double parent_upper_sum = 0;  // Σ (reap finished − zombie seen)
+  double parent_longest = 0;    // the longest (reap started − zombie seen)
   int wrong_status = 0;
   for (int i = 0; i < kChildren; ++i) {
     pid_t pid = ForkZeroLifetime(set.c_str(), 0);
@@ -295,6 +296,7 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
     if (DescribeWaitStatus(WaitPid(pid)) != "exit 0") ++wrong_status;
     auto reap_finished = Clock::now();
     parent_sum += Seconds(reap_started - seen);
+    parent_longest = std::max(parent_longest, Seconds(reap_started - seen));
     parent_upper_sum += Seconds(reap_finished - seen);
   }
   ASSERT_EQ(wrong_status, 0);
@@ -309,16 +311,22 @@ TEST_F(ConnectorTest, ZombiesForMillisecondsAllGetLatency) {
   EXPECT_EQ(metrics.Value(kExits, Exit(set, "exited", "0")), kChildren);
   EXPECT_EQ(metrics.Sum(kExits, Set(set)), kChildren);
   EXPECT_EQ(metrics.Value(kStarts, Set(set)), kChildren);
-  EXPECT_EQ(metrics.Value(kReapLatencyCount, Set(set)), kChildren)
-      << "a zombie that lingered 3 ms got no reap latency" << LoadNote();
-  EXPECT_EQ(metrics.ValueOrZero(kMissed, Set(set)), 0) << LoadNote();
+  // Every exit has a latency or is counted as missed, exactly. A zombie is seen only if the
+  // exporter runs within the 3 ms the parent waits; that is the scheduler's to grant, and on 2
+  // CPUs under a CI build it once did not (299 of 300), so at most 1% may go to missed.
+  const double latencies = metrics.ValueOrZero(kReapLatencyCount, Set(set));
+  const double missed = metrics.ValueOrZero(kMissed, Set(set));
+  EXPECT_EQ(latencies + missed, kChildren) << LoadNote();
+  EXPECT_GE(latencies, kChildren * 0.99) << "zombies that lingered 3 ms got no reap latency" << LoadNote();
   const double exporter_sum = metrics.ValueOrZero(kReapLatencySum, Set(set));
   // The exporter's exit time is the kernel's stamp (at or before the test saw the zombie) and
   // its reap time the moment it handled the reap (after the test started it): at most a few ms
-  // below the parent's sum in total, and on average at most 1 ms per child above it.
+  // below the parent's sum in total (less each missed child's latency, at most the longest),
+  // and on average at most 1 ms per child above it.
   const double difference = exporter_sum - parent_sum;
-  EXPECT_GE(difference, -0.005) << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum
-                                << " s";
+  EXPECT_GE(difference, -0.005 - missed * parent_longest)
+      << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s, " << missed
+      << " missed";
   EXPECT_LE(difference, kChildren * 0.001 + 0.005)
       << "exporter Σ latency " << exporter_sum << " s, parent Σ " << parent_sum << " s (reap calls took Σ "
       << parent_upper_sum - parent_sum << " s)" << LoadNote();
