@@ -8,32 +8,11 @@
 #include <vector>
 
 #include "procfs.h"
+#include "text_lines.h"
 #include "unique_fd.h"
 
 namespace pidfd_exporter {
 namespace {
-
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  size_t begin = 0;
-  while (begin <= text.size()) {
-    size_t end = text.find(separator, begin);
-    if (end == std::string_view::npos) end = text.size();
-    parts.push_back(text.substr(begin, end - begin));
-    begin = end + 1;
-  }
-  return parts;
-}
-
-template <typename Visit>
-void ForEachLine(std::string_view text, Visit&& visit) {
-  while (!text.empty()) {
-    const size_t end = text.find('\n');
-    visit(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-}
 
 bool HasWord(std::string_view list, std::string_view word) {
   for (std::string_view part : Split(list, ','))

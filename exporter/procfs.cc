@@ -8,6 +8,7 @@
 #include <charconv>
 #include <type_traits>
 
+#include "text_lines.h"
 #include "unique_fd.h"
 
 namespace pidfd_exporter {
@@ -32,34 +33,6 @@ std::optional<T> ParseDecimal(std::string_view text) {
   const auto [stop, error] = std::from_chars(text.data(), end, value);
   if (error != std::errc() || stop != end) return std::nullopt;
   return value;
-}
-
-// Splits `text` at `separator`; empty pieces are kept.
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> pieces;
-  size_t start = 0;
-  while (true) {
-    const size_t stop = text.find(separator, start);
-    if (stop == std::string_view::npos) {
-      pieces.push_back(text.substr(start));
-      return pieces;
-    }
-    pieces.push_back(text.substr(start, stop - start));
-    start = stop + 1;
-  }
-}
-
-// Calls visit(line) for every '\n'-terminated (or final unterminated) line; stops early
-// when visit returns false.
-template <typename Visitor>
-void ForEachLine(std::string_view text, Visitor visit) {
-  while (!text.empty()) {
-    const size_t end = text.find('\n');
-    const std::string_view line = text.substr(0, end);
-    if (!visit(line)) return;
-    if (end == std::string_view::npos) return;
-    text.remove_prefix(end + 1);
-  }
 }
 
 // Undoes the escaping of the Name: line in /proc/PID/status. The kernel escapes only '\n'
