@@ -5,12 +5,15 @@
 #      no set matches), alone / beside base / beside new: loop rate, slowdown, exporter CPU per
 #      host process (schedstat of all its threads).
 #   2. storms: MODE fork and exec of bench/events.sh (every process in a set "{{.Comm}}"),
-#      2 workers: exporter CPU per lifecycle, exits counted and reap latencies observed.
+#      and rename (workers in no set, each child renames itself into set "cmpstorm" and exits;
+#      the parent reaps at once), 2 workers: exporter CPU per lifecycle, exits counted and reap
+#      latencies observed.
 #   3. idle and scan: N sleepers (default 10,000) in 100 sets, connector auto, scan_interval
 #      left to its default (base: 5s; new: 30s with the connector), 5s and 1s, WINDOW seconds each: CPU per minute, scans, and the CPU one scan costs
 #      per watched process ((cpu/min at 1s - cpu/min at 5s) / (scans/min at 1s - at 5s) / N).
 # Usage: BASE_EXPORTER=/path/to/old/pidfd_exporter [NEW_EXPORTER=...] bench/compare.sh [--quick]
-#        (SCENARIOS="unrelated storms idle" by default; ROUNDS, SECONDS_RUN, N, WINDOW)
+#        (SCENARIOS="unrelated storms idle" and STORM_MODES="fork exec rename" by default; ROUNDS,
+#        SECONDS_RUN, N, WINDOW)
 source "$(dirname "$0")/lib.sh"
 ensure_build
 
@@ -66,15 +69,21 @@ unrelated() {
 storms() {
   ln -sf /bin/true "$WORK/cmpstorm"
   printf 'process_sets:\n  - name: "{{.Comm}}"\ndiscovery:\n  scan_interval: 5s\n  proc_connector: auto\n' >"$WORK/all.yml"
-  local mode out round variant forks n0 n1 body exits reaps in_set
-  for mode in fork exec; do
+  printf 'process_sets:\n  - name: cmpstorm\n    comm: [cmpstorm]\ndiscovery:\n  scan_interval: 5s\n  proc_connector: auto\n' >"$WORK/renamed.yml"
+  local mode out round variant forks n0 n1 body exits reaps in_set config
+  for mode in ${STORM_MODES:-fork exec rename}; do
     out="$WORK/storm_$mode.txt"
     : >"$out"
-    if [ $mode = exec ]; then export FORKER_EXEC="$WORK/cmpstorm"; in_set=0; else in_set=2; fi
+    config="$WORK/all.yml"
+    case $mode in
+      exec) export FORKER_EXEC="$WORK/cmpstorm"; in_set=0 ;;
+      rename) config="$WORK/renamed.yml"; in_set=0 ;;
+      *) in_set=2 ;;  # the two workers are named cmpstorm too
+    esac
     for ((round = 1; round <= ROUNDS; round++)); do
       for variant in base new; do
         use $variant
-        start_exporter "$WORK/all.yml"
+        start_exporter "$config"
         sleep 1
         n0=$(cpu_ns "$EXPORTER_PID")
         forks=$("$HELPERS/forker" 2 "$SECONDS_RUN" $mode cmpstorm | sed 's/forks=\([0-9]*\).*/\1/')
@@ -88,7 +97,11 @@ storms() {
       done
     done
     echo
-    echo "2. $mode storm, 2 workers, every process in a set (${SECONDS_RUN} s x $ROUNDS rounds)"
+    if [ $mode = rename ]; then
+      echo "2. rename storm, 2 workers in no set, each child renames itself into set cmpstorm and exits, reaped at once (${SECONDS_RUN} s x $ROUNDS rounds)"
+    else
+      echo "2. $mode storm, 2 workers, every process in a set (${SECONDS_RUN} s x $ROUNDS rounds)"
+    fi
     printf '%-6s %10s %18s %14s %14s\n' exporter forks/s "cpu_us/lifecycle" exits_counted reap_observed
     for variant in base new; do
       awk -v v=$variant -v s="$SECONDS_RUN" '$1==v {n++; r[n]=$2/s; c[n]=$3/1e3/$2; e[n]=$4/$6*100; p[n]=$5/$6*100}

@@ -148,6 +148,9 @@ class Tracker {
     uint64_t lineage_generation = 0;
     uint64_t last_seen_scan = 0;
     int parent_pid = 0;
+    // The connector's stamp of its fork, when it was filed at that event (FileForkAsUnmatched)
+    // and no scan has read it since: its rename can then adopt it from the event alone.
+    std::optional<int64_t> forked_ns;
   };
   struct ScanEntry {
     int pid = 0;
@@ -272,10 +275,13 @@ class Tracker {
   // A fork of a process that matched nothing (and whose verdict is current) matches nothing
   // either: filed as unmatched from the event alone, no pidfd and no /proc read. False when
   // the child may match (then it is looked at as before).
-  bool FileForkAsUnmatched(int child_pid, int parent_pid);
-  // Adopts a fresh fork from the event alone (comm-only matchers, PIDFD_GET_INFO).
-  void AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
-                          uint64_t timestamp_ns);
+  bool FileForkAsUnmatched(int child_pid, int parent_pid, int64_t forked_ns);
+  // Adopts a process under `comm` from the connector's events alone, without reading /proc
+  // (comm-only matchers, PIDFD_GET_INFO): a fresh fork under its parent's name, or a child
+  // filed unmatched at its fork that renamed itself into a set. `forked_ns` is the stamp of
+  // its fork event, which SettleStale compares with later forks of the PID. False when the
+  // pidfd could not be opened or names another parent (reaped, PID handed out again).
+  bool AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns, bool fresh_fork);
   // Connector path: pidfd first, then /proc, confirmed while the pidfd is not reaped.
   // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
   void DiscoverPid(int pid, bool provisional_allowed);

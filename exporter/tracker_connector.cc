@@ -202,13 +202,13 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
       parked != parked_exits_.end() && !parked->second.successor_forked_ns)
     parked->second.successor_forked_ns = static_cast<int64_t>(timestamp_ns);
   if (!settled) return;
-  if (FileForkAsUnmatched(child_pid, parent_pid)) return;
+  if (FileForkAsUnmatched(child_pid, parent_pid, static_cast<int64_t>(timestamp_ns))) return;
   // A kernel thread (kthreadd's fork) is never watched, nor remembered as a ghost.
   std::optional<std::string> comm = ForkedComm(parent_pid);
   if (!comm) return;
   const size_t watched_before = processes_.size();
   if (assigner_.NameAlonePlaces() && options_.features.get_info)
-    AdoptForkFromEvent(child_pid, parent_pid, *comm, timestamp_ns);
+    AdoptFromEvents(child_pid, parent_pid, *comm, static_cast<int64_t>(timestamp_ns), /*fresh_fork=*/true);
   else
     DiscoverPid(child_pid, /*provisional_allowed=*/true);
   if (processes_.size() > watched_before || key_by_pid_.count(child_pid)) return;
@@ -217,7 +217,7 @@ void Tracker::OnFork(int child_pid, int parent_pid, uint64_t timestamp_ns) {
   RememberGhost(child_pid, parent_pid, std::move(*comm));
 }
 
-bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid) {
+bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid, int64_t forked_ns) {
   if (!assigner_.ForkMatchesAsItsParent()) return false;
   auto parent = unmatched_.find(parent_pid);
   if (parent == unmatched_.end()) return false;
@@ -232,31 +232,34 @@ bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid) {
   child.start_time_ticks = 0;  // not read: a full scan reads it
   child.parent_pid = parent_pid;
   child.last_seen_scan = scan_number_;
+  child.forked_ns = forked_ns;
   unmatched_[child_pid] = std::move(child);
   return true;
 }
 
-void Tracker::AdoptForkFromEvent(int child_pid, int parent_pid, const std::string& parent_comm,
-                                 uint64_t timestamp_ns) {
-  // The matchers look at the comm alone, and a fork has its parent's comm (a later exec or
-  // rename arrives as its own event): no /proc read at all on this hot path.
+bool Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns,
+                              bool fresh_fork) {
+  // The matchers look at the comm alone; a fork has its parent's comm, and a later exec or
+  // rename arrives as its own event: no /proc read at all on these hot paths.
   const int64_t before_open = MonotonicNanoseconds();
-  Pidfd pidfd = OpenPidfd(child_pid);
-  if (!pidfd.valid()) return;
+  Pidfd pidfd = OpenPidfd(pid);
+  if (!pidfd.valid()) return false;
   auto info = pidfd.GetInfo(Pidfd::kInfoPid);
-  // The parent the kernel names must be the one of the event, else the PID was reaped and
-  // handed out again before we opened it: trust nothing then.
-  if (!info || !info->has_pid || info->parent_pid != parent_pid) return;
+  // The parent the kernel names must be the one of the events, else the PID was reaped and
+  // handed out again before we opened it: trust nothing then. A sibling that took the PID is
+  // told apart when its own fork event comes (SettleStale, with the stamps below).
+  if (!info || !info->has_pid || info->parent_pid != parent_pid) return false;
   ProcessAttributes attributes;
-  attributes.pid = child_pid;
+  attributes.pid = pid;
   attributes.parent_pid = parent_pid;
-  attributes.comm = parent_comm;
+  attributes.comm = comm;
   std::optional<Membership> membership = assigner_.Assign(attributes, LineageOf(parent_pid, {}));
-  WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(attributes), membership, /*fresh_fork=*/true);
-  if (!adopted) return;
-  adopted->fork_monotonic_ns = static_cast<int64_t>(timestamp_ns);
+  WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(attributes), membership, fresh_fork);
+  if (!adopted) return false;
+  adopted->fork_monotonic_ns = forked_ns;
   // When the pidfd was opened, at the latest: SettleStale compares it with later forks.
   adopted->adopted_monotonic_ns = before_open;
+  return true;
 }
 
 void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
@@ -351,6 +354,13 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
     if (comm && !assigner_.Assign(attributes, LineageOf(parent_pid, {}))) {
       known->second.comm = *comm;
       return;
+    }
+    // A child filed unmatched at its fork renamed itself into a set: the event has all the
+    // matchers need. It may have forked since, so it may have children (fresh_fork false).
+    const std::optional<int64_t> forked_ns = known->second.forked_ns;
+    if (new_comm && forked_ns && options_.features.get_info) {
+      unmatched_.erase(known);
+      if (AdoptFromEvents(pid, parent_pid, *new_comm, *forked_ns, /*fresh_fork=*/false)) return;
     }
   }
   unmatched_.erase(pid);

@@ -215,6 +215,7 @@ void Tracker::RememberUnmatched(int pid, const ProcessStat& stat) {
   entry.lineage_generation = assigner_.LineageGeneration();
   entry.last_seen_scan = scan_number_;
   entry.parent_pid = stat.parent_pid;
+  entry.forked_ns.reset();  // read now: perhaps another process of the PID than the fork's
 }
 
 void Tracker::ScheduleRescan() {
