@@ -625,6 +625,67 @@ TEST_F(ConnectorTest, PidReuseBetweenZeroLifetimeSiblingsNeverMisattributes) {
                    "cn_reuse_zb");
 }
 
+// The order the pidfd's parent check cannot see, made certain: the exporter is stopped while
+// A (set A) renames itself, exits and is reaped, and its sibling B (same parent, set B) takes
+// A's PID and renames itself; then the exporter runs on. A's rename event is handled while B
+// holds the PID, so the pidfd opened for A reaches B. The fork event of B that follows must
+// tell them apart (Tracker::SettleStale): A's exit counted in A, B's in B, each exactly once.
+TEST_F(ConnectorTest, PidReuseWhileTheExporterIsStoppedNeverMisattributes) {
+  const std::string set_a = "cn_stop_a", set_b = "cn_stop_b";
+  ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet(set_a, set_a) + CommSet(set_b, set_b)));
+  if (IsSkipped()) return;
+  LastPidWriter last_pid;
+  if (!last_pid.unavailable_reason().empty()) SKIP_UNLESS_CI(last_pid.unavailable_reason());
+  constexpr int kRounds = 5;
+  int reused = 0, total_a = 0, total_b = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    ASSERT_EQ(kill(exporter_.pid(), SIGSTOP), 0) << strerror(errno);
+    const pid_t a = ForkZeroLifetime(set_a.c_str(), 11);
+    ASSERT_EQ(DescribeWaitStatus(WaitPid(a)), "exit 11");
+    ++total_a;
+    ASSERT_TRUE(last_pid.Set(a - 1)) << strerror(errno);
+    Pipe go, renamed;
+    const char* comm_b = set_b.c_str();
+    const pid_t b = ForkChild([&] {
+      SetComm(comm_b);
+      SendByte(renamed.write_end(), 'r');
+      ReadCommandByte(go.read_end());
+      _exit(22);
+    });
+    go.CloseRead();
+    ProcessGuard guard(b);
+    ++total_b;
+    if (b == a) ++reused;
+    // B has renamed itself before the exporter runs again.
+    char byte = 0;
+    ASSERT_TRUE(ReadFully(renamed.read_end(), &byte, 1)) << "B never said it renamed itself";
+    ASSERT_EQ(kill(exporter_.pid(), SIGCONT), 0) << strerror(errno);
+    ASSERT_TRUE(exporter_.WaitFor("B watched in its own set",
+                                  [&](const Metrics& m) { return m.Value(kProcesses, Set(set_b)) == 1; }));
+    ASSERT_NO_FATAL_FAILURE(SendByte(go.write_end(), 'x'));
+    ASSERT_EQ(DescribeWaitStatus(guard.Reap()), "exit 22");
+  }
+  if (reused == 0) GTEST_SKIP() << "ns_last_pid never produced a reuse (busy machine?)";
+  std::cout << "[ report   ] pid reuse happened in " << reused << " of " << kRounds << " rounds\n";
+  EXPECT_TRUE(exporter_.WaitFor(
+      "every A and B exit counted",
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set_a)) + m.Sum(kExits, Set(set_b)) >= total_a + total_b &&
+               m.Value(kProcesses, Set(set_a)) == 0 && m.Value(kProcesses, Set(set_b)) == 0;
+      },
+      nullptr, std::chrono::seconds(20)));
+  Metrics metrics = Settled();
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "22")), 0) << "B's exit counted in set A";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "11")), 0) << "A's exit counted in set B";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "11")), total_a);
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "22")), total_b);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
+  EXPECT_EQ(metrics.ValueOrZero(kUnattributed) - unattributed_at_start_, 0);
+  Report("stopped_reuse_pidfds_that_reached_a_sibling",
+         metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "pid_reused_before_pidfd_open"}}));
+}
+
 // Kernel threads are never watched, whichever path meets them. One created after start-up
 // arrives as a fork event of kthreadd (then a comm event with its name): mounting an ext4 image
 // on a loop device makes the kernel start jbd2/loopN-8 and ext4 workqueue rescuers. With the
