@@ -276,12 +276,16 @@ class Tracker {
   // either: filed as unmatched from the event alone, no pidfd and no /proc read. False when
   // the child may match (then it is looked at as before).
   bool FileForkAsUnmatched(int child_pid, int parent_pid, int64_t forked_ns);
-  // Adopts a process under `comm` from the connector's events alone, without reading /proc
-  // (comm-only matchers, PIDFD_GET_INFO): a fresh fork under its parent's name, or a child
-  // filed unmatched at its fork that renamed itself into a set. `forked_ns` is the stamp of
+  // Adopts a process under `comm` from the connector's events (comm-only matchers): a fresh
+  // fork under its parent's name (with PIDFD_GET_INFO only, no /proc read), or a child filed
+  // unmatched at its fork that renamed itself into a set (before 6.13 its stat is read for
+  // the parent check). `forked_ns` is the stamp of
   // its fork event, which SettleStale compares with later forks of the PID. False when the
   // pidfd could not be opened or names another parent (reaped, PID handed out again).
   bool AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns, bool fresh_fork);
+  // The parent the kernel names for the process behind `pidfd`: PIDFD_GET_INFO (6.13+), else
+  // its /proc stat confirmed by the pidfd. nullopt when gone or unreadable.
+  std::optional<int> ParentBehind(int pid, const Pidfd& pidfd);
   // Connector path: pidfd first, then /proc, confirmed while the pidfd is not reaped.
   // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
   void DiscoverPid(int pid, bool provisional_allowed);

@@ -244,11 +244,10 @@ bool Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm, 
   const int64_t before_open = MonotonicNanoseconds();
   Pidfd pidfd = OpenPidfd(pid);
   if (!pidfd.valid()) return false;
-  auto info = pidfd.GetInfo(Pidfd::kInfoPid);
   // The parent the kernel names must be the one of the events, else the PID was reaped and
   // handed out again before we opened it: trust nothing then. A sibling that took the PID is
   // told apart when its own fork event comes (SettleStale, with the stamps below).
-  if (!info || !info->has_pid || info->parent_pid != parent_pid) return false;
+  if (ParentBehind(pid, pidfd) != parent_pid) return false;
   ProcessAttributes attributes;
   attributes.pid = pid;
   attributes.parent_pid = parent_pid;
@@ -260,6 +259,18 @@ bool Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm, 
   // When the pidfd was opened, at the latest: SettleStale compares it with later forks.
   adopted->adopted_monotonic_ns = before_open;
   return true;
+}
+
+std::optional<int> Tracker::ParentBehind(int pid, const Pidfd& pidfd) {
+  if (options_.features.get_info) {
+    auto info = pidfd.GetInfo(Pidfd::kInfoPid);
+    if (!info || !info->has_pid) return std::nullopt;
+    return info->parent_pid;
+  }
+  // Before 6.13: the stat of the PID, read after the pidfd was opened and confirmed by it.
+  auto read = reader_->Read(pid, assigner_.NeededAttributes(), std::nullopt);
+  if (!read || !reader_->Confirm(*read, pidfd, PidfdOpened::kBeforeRead)) return std::nullopt;
+  return read->stat.parent_pid;
 }
 
 void Tracker::DiscoverPid(int pid, bool provisional_allowed) {
@@ -356,9 +367,11 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
       return;
     }
     // A child filed unmatched at its fork renamed itself into a set: the event has all the
-    // matchers need. It may have forked since, so it may have children (fresh_fork false).
+    // matchers need, and the entry keeps the fork's stamp, by which SettleStale tells a
+    // sibling that took the PID since apart (before 6.13 too, where the parent check reads
+    // /proc). It may have forked since, so it may have children (fresh_fork false).
     const std::optional<int64_t> forked_ns = known->second.forked_ns;
-    if (new_comm && forked_ns && options_.features.get_info) {
+    if (new_comm && forked_ns) {
       unmatched_.erase(known);
       if (AdoptFromEvents(pid, parent_pid, *new_comm, *forked_ns, /*fresh_fork=*/false)) return;
     }
