@@ -279,9 +279,9 @@ class Tracker {
   // Adopts a process under `comm` from the connector's events (comm-only matchers): a fresh
   // fork under its parent's name (with PIDFD_GET_INFO only, no /proc read), or a child filed
   // unmatched at its fork that renamed itself into a set (before 6.13 its stat is read for
-  // the parent check). `forked_ns` is the stamp of
-  // its fork event, which SettleStale compares with later forks of the PID. False when the
-  // pidfd could not be opened or names another parent (reaped, PID handed out again).
+  // the parent check). `forked_ns` is the stamp of its fork event, which SettleStale compares
+  // with later forks of the PID. False when the pidfd could not be opened or names another
+  // parent (reaped, PID handed out again).
   bool AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns, bool fresh_fork);
   // The parent the kernel names for the process behind `pidfd`: PIDFD_GET_INFO (6.13+), else
   // its /proc stat confirmed by the pidfd. nullopt when gone or unreadable.

@@ -240,7 +240,7 @@ bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid, int64_t forked_
 bool Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns,
                               bool fresh_fork) {
   // The matchers look at the comm alone; a fork has its parent's comm, and a later exec or
-  // rename arrives as its own event: no /proc read at all on these hot paths.
+  // rename arrives as its own event: the name needs no /proc read on these hot paths.
   const int64_t before_open = MonotonicNanoseconds();
   Pidfd pidfd = OpenPidfd(pid);
   if (!pidfd.valid()) return false;
