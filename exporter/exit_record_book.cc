@@ -44,7 +44,9 @@ void ExitRecordBook::Read() {
       LogWarn("Taskstats receive failed", {{"err", error}});
       break;
     }
-    if (status == TaskstatsListener::ReceiveStatus::kWouldBlock) break;
+    if (status == TaskstatsListener::ReceiveStatus::kWouldBlock ||
+        status == TaskstatsListener::ReceiveStatus::kDrained)
+      break;
   }
 }
 

@@ -81,7 +81,11 @@ class DatagramReader {
   explicit DatagramReader(size_t slot_bytes) : slot_bytes_(slot_bytes), buffer_(kSlots * slot_bytes) {}
 
   enum class Status {
-    kData,        // *received datagrams were read (some may have been rejected)
+    kData,  // *received datagrams were read (some may have been rejected); more may be queued
+    // Fewer datagrams than slots were read: the queue was empty when the call returned (a
+    // pending error, e.g. ENOBUFS, comes with the next call). A caller that stops here saves the
+    // recvmmsg that would only say EAGAIN; a level-triggered epoll reports anything newer.
+    kDrained,
     kWouldBlock,  // nothing queued
     kOverflow,    // ENOBUFS: the kernel dropped messages; the queue still holds the older ones
     kError,       // any other error; *error_number holds it
@@ -102,7 +106,7 @@ class DatagramReader {
       on_datagram(std::span<const uint8_t>(buffer_.data() + static_cast<size_t>(i) * slot_bytes_,
                                            messages_[i].msg_len));
     }
-    return Status::kData;
+    return count < static_cast<int>(kSlots) ? Status::kDrained : Status::kData;
   }
 
  private:

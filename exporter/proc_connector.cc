@@ -415,6 +415,7 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
     ++datagrams;
   }
   bool overflowed = false;
+  bool drained = false;
   while (datagrams < kMaxDatagramsPerReceive) {
     int received = 0;
     int error_number = 0;
@@ -425,7 +426,10 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
         socket_.get(),
         [&](std::span<const uint8_t> datagram) { ParseConnectorMessages(datagram, tracker, batch); },
         &received, &batch->malformed, &error_number);
-    if (status == netlink::DatagramReader::Status::kWouldBlock) {
+    datagrams += received;
+    if (status == netlink::DatagramReader::Status::kWouldBlock ||
+        status == netlink::DatagramReader::Status::kDrained) {
+      drained = true;
       if (draining_after_overflow_) {
         // Everything queued before the loss has been read: the next number from each CPU is
         // a new baseline, not a second gap.
@@ -446,10 +450,10 @@ ProcConnector::ReceiveStatus ProcConnector::Receive(ConnectorBatch* batch, std::
       if (error != nullptr) *error = ErrnoText("recv from the proc connector", error_number);
       return ReceiveStatus::kError;
     }
-    datagrams += received;
   }
   if (overflowed) return ReceiveStatus::kOverflow;
-  return datagrams > 0 ? ReceiveStatus::kOk : ReceiveStatus::kWouldBlock;
+  if (datagrams == 0) return ReceiveStatus::kWouldBlock;
+  return drained ? ReceiveStatus::kDrained : ReceiveStatus::kOk;
 }
 
 }  // namespace pidfd_exporter

@@ -148,6 +148,7 @@ class ProcConnector {
 
   enum class ReceiveStatus {
     kOk,          // at least one datagram was read (the fd may still be readable)
+    kDrained,     // at least one datagram was read, and then the queue was empty
     kWouldBlock,  // nothing to read
     // ENOBUFS: the kernel dropped events; batch->lost is set; rescan /proc. The kernel delivers
     // nothing new until the queue is empty, so this call kept reading (up to the datagram

@@ -345,6 +345,7 @@ TaskstatsListener::ReceiveStatus TaskstatsListener::Receive(TaskstatsBatch* batc
     ++datagrams;
   }
   bool overflowed = false;
+  bool drained = false;
   while (datagrams < kMaxDatagramsPerReceive) {
     int received = 0;
     int error_number = 0;
@@ -352,7 +353,12 @@ TaskstatsListener::ReceiveStatus TaskstatsListener::Receive(TaskstatsBatch* batc
         socket_.get(),
         [&](std::span<const uint8_t> datagram) { ParseTaskstatsMessages(datagram, family_id_, batch); },
         &received, &batch->malformed, &error_number);
-    if (status == netlink::DatagramReader::Status::kWouldBlock) break;
+    datagrams += received;
+    if (status == netlink::DatagramReader::Status::kWouldBlock ||
+        status == netlink::DatagramReader::Status::kDrained) {
+      drained = true;
+      break;
+    }
     if (status == netlink::DatagramReader::Status::kOverflow) {
       overflowed = true;  // reported once; the older records are still queued
       continue;
@@ -361,10 +367,10 @@ TaskstatsListener::ReceiveStatus TaskstatsListener::Receive(TaskstatsBatch* batc
       if (error != nullptr) *error = ErrnoText("recv from taskstats", error_number);
       return ReceiveStatus::kError;
     }
-    datagrams += received;
   }
   if (overflowed) return ReceiveStatus::kOverflow;
-  return datagrams > 0 ? ReceiveStatus::kOk : ReceiveStatus::kWouldBlock;
+  if (datagrams == 0) return ReceiveStatus::kWouldBlock;
+  return drained ? ReceiveStatus::kDrained : ReceiveStatus::kOk;
 }
 
 }  // namespace pidfd_exporter

@@ -100,6 +100,7 @@ class TaskstatsListener {
 
   enum class ReceiveStatus {
     kOk,          // at least one datagram was read (more may be queued)
+    kDrained,     // at least one datagram was read, and then the queue was empty
     kWouldBlock,  // nothing to read
     kOverflow,    // ENOBUFS: the kernel dropped records; the ones read are valid
     kError,       // any other error; *error names it

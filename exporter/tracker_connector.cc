@@ -88,7 +88,8 @@ void Tracker::DrainConnector() {
       LogWarn("Proc connector receive failed", {{"err", error}});
       break;
     }
-    if (status == ProcConnector::ReceiveStatus::kWouldBlock) {
+    if (status == ProcConnector::ReceiveStatus::kWouldBlock ||
+        status == ProcConnector::ReceiveStatus::kDrained) {
       if (exit_records_) exit_records_->PairIfBacklogged();
       // Read empty well after they were parked: their exit events are not coming.
       if (!parked_exits_.empty()) FlushParkedExits(MonotonicNanoseconds() - kParkedExitWaitNs);
