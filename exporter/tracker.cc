@@ -290,7 +290,7 @@ void Tracker::OnPidfdEvent(uint64_t key, uint32_t events) {
     HandleExitAndReap(process, now);
   } else if (events & EPOLLIN) {
     if (!process.zombie)
-      HandleExit(process, now);
+      HandleExit(process, now, /*reaped=*/false);
     else
       HandleReparent(process);
   }
@@ -313,14 +313,16 @@ bool Tracker::ResolveProvisionalExit(WatchedProcess& process) {
   return false;
 }
 
-void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns) {
+void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns, bool reaped) {
   Zombie zombie;
   zombie.exit.monotonic_ns = monotonic_ns;
   // The connector stamped the exit in the kernel: more precise than our wake-up.
   if (process.connector_exit && process.connector_exit->timestamp_ns < monotonic_ns)
     zombie.exit.monotonic_ns = process.connector_exit->timestamp_ns;
   process.zombie = zombie;
-  ReadZombieDetails(process, nullptr);
+  // Reaped already (exit and reap seen at once): neither the pidfd nor /proc has anything left
+  // to say of it, and asking costs two failing system calls per process in a storm.
+  if (!reaped) ReadZombieDetails(process, nullptr);
   if (oom_) ReadOomEvidence(process);
   PublishZombie(process);
   if (reap_timer_id_ >= 0) {
@@ -332,7 +334,7 @@ void Tracker::HandleExit(WatchedProcess& process, int64_t monotonic_ns) {
 
 void Tracker::HandleExitAndReap(WatchedProcess& process, int64_t monotonic_ns) {
   const bool together = !process.zombie;
-  if (together) HandleExit(process, monotonic_ns);
+  if (together) HandleExit(process, monotonic_ns, /*reaped=*/true);
   HandleReap(process, ReapStamp(process, monotonic_ns, together), together);
 }
 

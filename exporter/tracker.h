@@ -218,7 +218,8 @@ class Tracker {
   void PublishWatchedCount();
 
   // --- tracker.cc: exits and reaps ---
-  void HandleExit(WatchedProcess& process, int64_t monotonic_ns);
+  // `reaped`: exit and reap were seen at once, so there is no zombie left to read.
+  void HandleExit(WatchedProcess& process, int64_t monotonic_ns, bool reaped);
   void HandleReparent(WatchedProcess& process);
   void HandleReap(WatchedProcess& process, int64_t monotonic_ns, bool exit_and_reap_together);
   // Exit then reap of a process whose pidfd reported both (or that we settle at once).
