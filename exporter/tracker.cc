@@ -58,17 +58,30 @@ void Tracker::OnReapTimer() {
   const uint64_t delayed_before = reap_watch_.cap_reached();
   reap_watch_.TakeDue(now, &reap_due_);
   metrics_->ReapChecksMade(reap_due_.size(), reap_watch_.cap_reached() != delayed_before);
+  // Keep the due keys found reaped; the others stay zombies.
+  std::erase_if(reap_due_, [&](uint64_t key) {
+    auto found = processes_.find(key);
+    if (found == processes_.end()) return true;
+    if (found->second.pidfd.IsReaped()) return false;
+    reap_watch_.CheckedStillZombie(key, now);
+    return true;
+  });
+  if (!reap_due_.empty()) DrainBeforeFoundReaps();
   for (uint64_t key : reap_due_) {
     auto found = processes_.find(key);
-    if (found == processes_.end()) continue;
-    if (!found->second.pidfd.IsReaped()) {
-      reap_watch_.CheckedStillZombie(key, now);
-      continue;
-    }
+    if (found == processes_.end()) continue;  // settled by an event the drain handled
     const auto reap = reap_watch_.FoundReaped(key, now);
     HandleReap(found->second, reap ? reap->reap_ns : now, false);
   }
   ArmReapTimer();
+}
+
+void Tracker::DrainBeforeFoundReaps() {
+  // Before 6.9 a reap is found by looking, and the connector may still hold events of the
+  // process queued before its reap: its fork (a scan adopted it first), its rename. Handled
+  // after its entry is forgotten, they would file its PID as a new process and a ghost would
+  // count its exit a second time; handled first, they reach its entry.
+  if (connector_) DrainConnector();
 }
 
 Tracker::~Tracker() = default;

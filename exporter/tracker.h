@@ -218,6 +218,8 @@ class Tracker {
   void PublishWatchedCount();
 
   // --- tracker.cc: exits and reaps ---
+  // Before handling reaps found by looking (before 6.9): events queued before them first.
+  void DrainBeforeFoundReaps();
   // `reaped`: exit and reap were seen at once, so there is no zombie left to read.
   void HandleExit(WatchedProcess& process, int64_t monotonic_ns, bool reaped);
   void HandleReparent(WatchedProcess& process);

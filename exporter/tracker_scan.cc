@@ -184,7 +184,12 @@ void Tracker::CheckZombiesForReaps() {
     // Zombies with reap checks are found reaped there, with the better time.
     if (process.zombie && !reap_watch_.Contains(key) && process.pidfd.IsReaped()) reaped.push_back(key);
   }
-  for (uint64_t key : reaped) HandleReap(processes_.at(key), MonotonicNanoseconds(), false);
+  if (reaped.empty()) return;
+  DrainBeforeFoundReaps();
+  for (uint64_t key : reaped) {
+    auto found = processes_.find(key);
+    if (found != processes_.end()) HandleReap(found->second, MonotonicNanoseconds(), false);
+  }
 }
 
 void Tracker::Discover(const ScanEntry& entry) {
