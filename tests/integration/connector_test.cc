@@ -553,6 +553,36 @@ TEST_F(ConnectorTest, UnmatchedProcessesThatExecIntoTheSetAndVanishAreCounted) {
   EXPECT_EQ(DescribeWaitStatus(parent_guard.Reap()), "exit 0");
 }
 
+// After a PID-reuse scenario: waits until the exits of sets A (code 11) and B (code 22), plus
+// those counted as unattributed since the start, add up to the processes run and two more scans
+// have passed, then checks that every exit and start is in its own set with its own code.
+Metrics ExpectReuseExitsInTheirOwnSets(ExporterProcess& exporter, const std::string& set_a,
+                                       const std::string& set_b, int total_a, int total_b,
+                                       double unattributed_at_start) {
+  auto unattributed = [&](const Metrics& m) { return m.ValueOrZero(kUnattributed) - unattributed_at_start; };
+  EXPECT_TRUE(exporter.WaitFor(
+      "every A and B exit counted",
+      [&](const Metrics& m) {
+        return m.Sum(kExits, Set(set_a)) + m.Sum(kExits, Set(set_b)) + unattributed(m) >= total_a + total_b &&
+               m.Value(kProcesses, Set(set_a)) == 0 && m.Value(kProcesses, Set(set_b)) == 0;
+      },
+      nullptr, std::chrono::seconds(20)));
+  Metrics metrics;
+  EXPECT_TRUE(exporter.Scrape(&metrics));
+  const double scans = metrics.ValueOrZero(kScanCount);
+  EXPECT_TRUE(exporter.WaitFor(
+      "two more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &metrics));
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "22")), 0) << "B's exit counted in set A";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "11")), 0) << "A's exit counted in set B";
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "11")), total_a);
+  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "22")), total_b);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set_a)), total_a);
+  EXPECT_EQ(metrics.Sum(kExits, Set(set_b)), total_b);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
+  EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
+  return metrics;
+}
+
 // PID reuse forced in the host namespace with ns_last_pid: process A (set A) exits and is
 // reaped, and B (set B) gets its PID at once. `a_watched_first`: A lives until the exporter
 // watches it; else both A and B are zero-lifetime siblings (same parent, so the pidfd's parent
@@ -601,32 +631,12 @@ void PidReuseScenario(ExporterProcess& exporter, bool a_watched_first, double un
   std::cout << "[ report   ] pid reuse happened in " << rounds_with_reuse << " of " << kRounds << " rounds ("
             << total_a << " A and " << total_b << " B processes)\n";
 
-  auto unattributed = [&](const Metrics& m) { return m.ValueOrZero(kUnattributed) - unattributed_at_start; };
-  EXPECT_TRUE(exporter.WaitFor(
-      "every A and B exit counted",
-      [&](const Metrics& m) {
-        return m.Sum(kExits, Set(set_a)) + m.Sum(kExits, Set(set_b)) + unattributed(m) >= total_a + total_b &&
-               m.Value(kProcesses, Set(set_a)) == 0 && m.Value(kProcesses, Set(set_b)) == 0;
-      },
-      nullptr, std::chrono::seconds(20)));
-  Metrics metrics;
-  ASSERT_TRUE(exporter.Scrape(&metrics));
-  const double scans = metrics.ValueOrZero(kScanCount);
-  ASSERT_TRUE(exporter.WaitFor(
-      "two more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &metrics));
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "22")), 0) << "B's exit counted in set A";
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "11")), 0) << "A's exit counted in set B";
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "11")), total_a);
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "22")), total_b);
-  EXPECT_EQ(metrics.Sum(kExits, Set(set_a)), total_a);
-  EXPECT_EQ(metrics.Sum(kExits, Set(set_b)), total_b);
-  EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
-  EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
+  const Metrics metrics =
+      ExpectReuseExitsInTheirOwnSets(exporter, set_a, set_b, total_a, total_b, unattributed_at_start);
   std::cout << "[ report   ] A: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_a)) << " with latency, "
             << metrics.ValueOrZero(kMissed, Set(set_a))
             << " missed; B: " << metrics.ValueOrZero(kReapLatencyCount, Set(set_b)) << " with latency, "
-            << metrics.ValueOrZero(kMissed, Set(set_b)) << " missed; unattributed since start "
-            << unattributed(metrics) << "; pidfds that reached a sibling "
+            << metrics.ValueOrZero(kMissed, Set(set_b)) << " missed; pidfds that reached a sibling "
             << metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "pid_reused_before_pidfd_open"}})
             << "\n";
 }
@@ -688,24 +698,8 @@ void StoppedExporterReuseScenario(ExporterProcess& exporter, double unattributed
   }
   if (reused == 0) GTEST_SKIP() << "ns_last_pid never produced a reuse (busy machine?)";
   std::cout << "[ report   ] pid reuse happened in " << reused << " of " << kRounds << " rounds\n";
-  EXPECT_TRUE(exporter.WaitFor(
-      "every A and B exit counted",
-      [&](const Metrics& m) {
-        return m.Sum(kExits, Set(set_a)) + m.Sum(kExits, Set(set_b)) >= total_a + total_b &&
-               m.Value(kProcesses, Set(set_a)) == 0 && m.Value(kProcesses, Set(set_b)) == 0;
-      },
-      nullptr, std::chrono::seconds(20)));
-  Metrics metrics;
-  ASSERT_TRUE(exporter.Scrape(&metrics));
-  const double scans = metrics.ValueOrZero(kScanCount);
-  ASSERT_TRUE(exporter.WaitFor(
-      "two more scans", [&](const Metrics& m) { return m.ValueOrZero(kScanCount) >= scans + 2; }, &metrics));
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "22")), 0) << "B's exit counted in set A";
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "11")), 0) << "A's exit counted in set B";
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_a, "exited", "11")), total_a);
-  EXPECT_EQ(metrics.ValueOrZero(kExits, Exit(set_b, "exited", "22")), total_b);
-  EXPECT_EQ(metrics.Value(kStarts, Set(set_a)), total_a);
-  EXPECT_EQ(metrics.Value(kStarts, Set(set_b)), total_b);
+  const Metrics metrics =
+      ExpectReuseExitsInTheirOwnSets(exporter, set_a, set_b, total_a, total_b, unattributed_at_start);
   EXPECT_EQ(metrics.ValueOrZero(kUnattributed) - unattributed_at_start, 0);
   const double reached =
       metrics.ValueOrZero("pidfd_exporter_errors_total", {{"op", "pid_reused_before_pidfd_open"}});
