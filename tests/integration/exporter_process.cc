@@ -365,10 +365,10 @@ testing::AssertionResult ExporterProcess::WaitFor(std::string_view description,
                                      << LogTail();
 }
 
-std::optional<ExporterExit> ExporterProcess::Stop(milliseconds timeout) {
+std::optional<ExporterExit> ExporterProcess::Stop(milliseconds timeout, int signal_number) {
   if (!running()) return std::nullopt;
   auto start = Clock::now();
-  kill(pid_, SIGTERM);
+  kill(pid_, signal_number);
   if (!WaitForExit(pidfd_, timeout)) {
     KillAndReap();
     return std::nullopt;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -122,9 +123,10 @@ class ExporterProcess {
                                    Metrics* last = nullptr,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
-  // Sends SIGTERM and waits up to `timeout` for the exit; nullopt (after SIGKILL) if it did
-  // not exit in time.
-  std::optional<ExporterExit> Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Sends `signal_number` (SIGTERM or SIGINT) and waits up to `timeout` for the exit; nullopt
+  // (after SIGKILL) if it did not exit in time.
+  std::optional<ExporterExit> Stop(std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                   int signal_number = SIGTERM);
 
   // The processes the exporter's open pidfds refer to, read from outside through
   // /proc/<exporter>/fd and fdinfo: the exact view of what it watches, unlike
