@@ -236,9 +236,10 @@ TEST_F(ConnectorTest, BurstOfZeroLifetimeChildrenIsCountedExactlyOnce) {
 // Before 6.9 (no reap event) the reap is found by looking (reap checks, scans); such a reap
 // used to be counted before the queued fork and rename events reached the entry, and the ghost
 // they then made counted the exit again: 2-4 of 4 runs of the variant below counted 1-5 extra,
-// none in 24 runs alone since Tracker::DrainBeforeFoundReaps. The variant is disabled in CI:
-// run among the whole suite it still lost 1 exit of 4000 (and its start) in 2 of 3 runs (alone:
-// 0 of 10), and why is not known yet. Run it with --gtest_also_run_disabled_tests.
+// none in 28 runs alone since Tracker::DrainBeforeFoundReaps. The variant is disabled in CI:
+// run among the whole suite it lost 1 exit of 4000 (and its start) in 2 of 9 runs, both among
+// the first three (alone: 0 of 28, 4 of them beside two CPU hogs), and why is not known yet.
+// Run it with --gtest_also_run_disabled_tests.
 TEST_F(ConnectorTest, ChildrenAScanFoundBeforeTheirForkEventAreCountedOnce) {
   ASSERT_NO_FATAL_FAILURE(StartWithConnector(CommSet("cn_scanfirst", "cn_scanfirst"), "1ms"));
   if (IsSkipped()) return;
