@@ -81,7 +81,7 @@ void Tracker::DrainBeforeFoundReaps() {
   // process queued before its reap: its fork (a scan adopted it first), its rename. Handled
   // after its entry is forgotten, they would file its PID as a new process and a ghost would
   // count its exit a second time; handled first, they reach its entry.
-  if (connector_) DrainConnector();
+  DrainConnector();
 }
 
 Tracker::~Tracker() = default;

@@ -283,9 +283,14 @@ class Tracker {
   // fork under its parent's name (with PIDFD_GET_INFO only, no /proc read), or a child filed
   // unmatched at its fork that renamed itself into a set (before 6.13 its stat is read for
   // the parent check). `forked_ns` is the stamp of its fork event, which SettleStale compares
-  // with later forks of the PID. False when the pidfd could not be opened or names another
-  // parent (reaped, PID handed out again).
-  bool AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns, bool fresh_fork);
+  // with later forks of the PID.
+  enum class Adoption {
+    kAdopted,
+    kNotOpened,  // no pidfd: reaped already, or out of descriptors
+    kRefused,    // opened, but another parent's process (the PID was reused) or not adoptable
+  };
+  Adoption AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns,
+                           bool fresh_fork);
   // The parent the kernel names for the process behind `pidfd`: PIDFD_GET_INFO (6.13+), else
   // its /proc stat confirmed by the pidfd. nullopt when gone or unreadable.
   std::optional<int> ParentBehind(int pid, const Pidfd& pidfd);
@@ -293,6 +298,9 @@ class Tracker {
   // `provisional_allowed`: keep the pidfd even when nothing matches (fresh forks).
   void DiscoverPid(int pid, bool provisional_allowed);
   void RememberGhost(int child_pid, int parent_pid, std::string comm);
+  // A process that exec'd or renamed (`new_comm`, null for an exec) and was gone before its
+  // pidfd could be opened: its exit event is counted under that name.
+  void RememberRenamerAsGhost(int pid, int parent_pid, const std::string* new_comm);
   // The comm a fresh fork inherits (its parent's, from our tables or /proc); nullopt when the
   // fork is a kernel thread (ProcessReader::NameForkedFrom).
   std::optional<std::string> ForkedComm(int parent_pid);

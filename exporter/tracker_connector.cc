@@ -238,28 +238,28 @@ bool Tracker::FileForkAsUnmatched(int child_pid, int parent_pid, int64_t forked_
   return true;
 }
 
-bool Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm, int64_t forked_ns,
-                              bool fresh_fork) {
+Tracker::Adoption Tracker::AdoptFromEvents(int pid, int parent_pid, const std::string& comm,
+                                           int64_t forked_ns, bool fresh_fork) {
   // The matchers look at the comm alone; a fork has its parent's comm, and a later exec or
   // rename arrives as its own event: the name needs no /proc read on these hot paths.
   const int64_t before_open = MonotonicNanoseconds();
   Pidfd pidfd = OpenPidfd(pid);
-  if (!pidfd.valid()) return false;
+  if (!pidfd.valid()) return Adoption::kNotOpened;
   // The parent the kernel names must be the one of the events, else the PID was reaped and
   // handed out again before we opened it: trust nothing then. A sibling that took the PID is
   // told apart when its own fork event comes (SettleStale, with the stamps below).
-  if (ParentBehind(pid, pidfd) != parent_pid) return false;
+  if (ParentBehind(pid, pidfd) != parent_pid) return Adoption::kRefused;
   ProcessAttributes attributes;
   attributes.pid = pid;
   attributes.parent_pid = parent_pid;
   attributes.comm = comm;
   std::optional<Membership> membership = assigner_.Assign(attributes, LineageOf(parent_pid, {}));
   WatchedProcess* adopted = Adopt(std::move(pidfd), std::move(attributes), membership, fresh_fork);
-  if (!adopted) return false;
+  if (!adopted) return Adoption::kRefused;
   adopted->fork_monotonic_ns = forked_ns;
   // When the pidfd was opened, at the latest: SettleStale compares it with later forks.
   adopted->adopted_monotonic_ns = before_open;
-  return true;
+  return Adoption::kAdopted;
 }
 
 std::optional<int> Tracker::ParentBehind(int pid, const Pidfd& pidfd) {
@@ -374,7 +374,14 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
     const std::optional<int64_t> forked_ns = known->second.forked_ns;
     if (new_comm && forked_ns) {
       unmatched_.erase(known);
-      if (AdoptFromEvents(pid, parent_pid, *new_comm, *forked_ns, /*fresh_fork=*/false)) return;
+      const Adoption adoption = AdoptFromEvents(pid, parent_pid, *new_comm, *forked_ns, /*fresh_fork=*/false);
+      if (adoption == Adoption::kAdopted) return;
+      // Reaped (or out of descriptors): DiscoverPid could not open it either. Its exit event,
+      // queued behind this one, is counted under the rename's name.
+      if (adoption == Adoption::kNotOpened) {
+        RememberRenamerAsGhost(pid, parent_pid, new_comm);
+        return;
+      }
     }
   }
   unmatched_.erase(pid);
@@ -389,6 +396,10 @@ void Tracker::OnUnwatchedExecOrComm(int pid, const std::string* new_comm) {
   if (auto read = unmatched_.find(pid);
       read != unmatched_.end() && (!new_comm || read->second.comm == *new_comm))
     return;
+  RememberRenamerAsGhost(pid, parent_pid, new_comm);
+}
+
+void Tracker::RememberRenamerAsGhost(int pid, int parent_pid, const std::string* new_comm) {
   // Gone before its pidfd could be opened (or out of descriptors: then it lives on, and the
   // ghost expires after the next scan, which watches it). Its exit event, queued behind this
   // one when it is gone, counts it: under a rename's name, or under the name its exit record
