@@ -410,6 +410,11 @@ std::string Tracker::ParentLabel(int parent_pid) const {
       if (!watched.zombie && !watched.name_unknown && !watched.pidfd.IsReaped())
         return SanitizeLabelValue(watched.attributes.comm);
     }
+    // So is an unmatched parent's (ForkedComm reads it there too): its entry follows its
+    // renames and execs, and goes at its exit event and at its PID's next fork. A shell or
+    // supervisor in no set that starts the set's processes costs no read per exit.
+    if (auto parent = unmatched_.find(parent_pid); parent != unmatched_.end() && !parent->second.comm.empty())
+      return SanitizeLabelValue(parent->second.comm);
   }
   auto comm = reader_->ReadComm(parent_pid);
   return comm ? SanitizeLabelValue(*comm) : "unknown";
