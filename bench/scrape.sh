@@ -43,28 +43,32 @@ measure() {  # PORT PID LABEL N S [SCRAPES]
   echo "$4,$5,$label,$p50,$p90,$bytes,$cpu" >>"$CSV"
 }
 
-for n in "${COUNTS[@]}"; do
-  for s in "${SETS[@]}"; do
-    start_sleepers "$n" "$s" b
-    write_sets_config "$WORK/pidfd.yml" "$s" b 1h auto
-    start_exporter "$WORK/pidfd.yml"
+# SCRAPE_CELLS="1000x1000 10000x100" measures only those processes x sets cells (bench/compare.sh).
+CELLS=()
+if [ -n "${SCRAPE_CELLS:-}" ]; then read -r -a CELLS <<<"$SCRAPE_CELLS"
+else for n in "${COUNTS[@]}"; do for s in "${SETS[@]}"; do CELLS+=("${n}x${s}"); done; done; fi
+
+for cell in "${CELLS[@]}"; do
+  n=${cell%x*} s=${cell#*x}
+  start_sleepers "$n" "$s" b
+  write_sets_config "$WORK/pidfd.yml" "$s" b 1h auto
+  start_exporter "$WORK/pidfd.yml"
+  wait_metric "$EXPORTER_PORT" pidfd_processes "$n"
+  measure "$EXPORTER_PORT" "$EXPORTER_PID" pidfd_exporter "$n" "$s"
+  stop_exporter
+  if [ -n "${BASE_EXPORTER:-}" ]; then
+    EXPORTER="$BASE_EXPORTER" start_exporter "$WORK/pidfd.yml"
     wait_metric "$EXPORTER_PORT" pidfd_processes "$n"
-    measure "$EXPORTER_PORT" "$EXPORTER_PID" pidfd_exporter "$n" "$s"
+    measure "$EXPORTER_PORT" "$EXPORTER_PID" base "$n" "$s"
     stop_exporter
-    if [ -n "${BASE_EXPORTER:-}" ]; then
-      EXPORTER="$BASE_EXPORTER" start_exporter "$WORK/pidfd.yml"
-      wait_metric "$EXPORTER_PORT" pidfd_processes "$n"
-      measure "$EXPORTER_PORT" "$EXPORTER_PID" base "$n" "$s"
-      stop_exporter
-    fi
-    write_pe_config "$WORK/pe.yml" "$s" b
-    start_pe "$WORK/pe.yml"
-    pe_scrapes=$SCRAPES
-    [ "$n" -ge 10000 ] && [ "$PE_SCRAPES_10K" -lt "$SCRAPES" ] && pe_scrapes=$PE_SCRAPES_10K
-    measure "$PE_PORT" "$PE_PID" process-exporter "$n" "$s" "$pe_scrapes"
-    stop_pe
-    stop_sleepers
-  done
+  fi
+  write_pe_config "$WORK/pe.yml" "$s" b
+  start_pe "$WORK/pe.yml"
+  pe_scrapes=$SCRAPES
+  [ "$n" -ge 10000 ] && [ "$PE_SCRAPES_10K" -lt "$SCRAPES" ] && pe_scrapes=$PE_SCRAPES_10K
+  measure "$PE_PORT" "$PE_PID" process-exporter "$n" "$s" "$pe_scrapes"
+  stop_pe
+  stop_sleepers
 done
 echo "(scrapes per cell: $SCRAPES; process-exporter at >= 10k processes: $PE_SCRAPES_10K)"
 echo "(cpu_ms/scrape: schedstat of all threads; in parentheses utime+stime ticks, ${CLK_TCK} Hz resolution)"
