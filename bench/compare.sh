@@ -7,7 +7,9 @@
 # scraped there (their work is done as events come).
 #   1. unrelated host processes: one worker loops fork + exec /bin/true + waitpid (names that
 #      no set matches), alone / beside base / beside new: loop rate, slowdown, exporter CPU per
-#      host process (schedstat of all its threads).
+#      host process (schedstat of all its threads). Beside them, bench/helpers/bare_listener
+#      (connector events and taskstats records read and thrown away): "listener" reads each
+#      event as it comes, the floor of any exporter that does; "batched" reads every 10 ms.
 #   2. storms: MODE fork and exec of bench/events.sh (every process in a set "{{.Comm}}"),
 #      and rename (workers in no set, each child renames itself into set "cmpstorm" and exits;
 #      the parent reaps at once), 2 workers: exporter CPU per lifecycle, exits counted and reap
@@ -60,7 +62,21 @@ unrelated() {
   local out="$WORK/unrelated.txt" round variant forks n0 n1
   : >"$out"
   for ((round = 1; round <= ROUNDS; round++)); do
-    for variant in alone base new peer; do
+    for variant in alone base new peer listener batched; do
+      if [ $variant = listener ] || [ $variant = batched ]; then
+        local pause=0 listener_pid
+        [ $variant = batched ] && pause=10
+        "$HELPERS/bare_listener" $((SECONDS_RUN + 3)) $pause taskstats >/dev/null &
+        listener_pid=$!
+        sleep 1
+        n0=$(cpu_ns "$listener_pid")
+        forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
+        sleep 1
+        n1=$(cpu_ns "$listener_pid")
+        wait "$listener_pid"
+        echo "$variant $forks $((n1 - n0))" >>"$out"
+        continue
+      fi
       if [ $variant = alone ]; then
         forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
         echo "alone $forks 0" >>"$out"
@@ -93,7 +109,7 @@ unrelated() {
   printf '%-8s %10s %10s %22s\n' beside loop/s slowdown "exporter_cpu_us/proc"
   local alone
   alone=$(med 2 alone "$out")
-  for variant in alone base new peer; do
+  for variant in alone base new peer listener batched; do
     awk -v v=$variant -v a="$alone" -v s="$SECONDS_RUN" '$1==v {n++; r[n]=$2/s; sl[n]=(a/$2-1)*100; c[n]=$3/1e3/$2}
       function med(x, k,   i, j, t) { for (i=1;i<=k;i++) for (j=i+1;j<=k;j++) if (x[j]<x[i]) {t=x[i];x[i]=x[j];x[j]=t}
         return k%2 ? x[(k+1)/2] : (x[k/2]+x[k/2+1])/2 }

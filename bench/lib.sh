@@ -30,7 +30,7 @@ ensure_build() {
   local tries
   for tries in 1 2 3; do
     cmake --build "$BUILD" --target pidfd_exporter micro_bench bench_sleepers bench_forker bench_accuracy bench_resources \
-      >"$WORK/build.log" 2>&1 && return 0
+      bench_bare_listener >"$WORK/build.log" 2>&1 && return 0
     echo "build failed (attempt $tries; other engineers' files may be mid-edit), retrying in 20 s" >&2
     tail -5 "$WORK/build.log" >&2
     sleep 20
