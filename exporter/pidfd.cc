@@ -118,7 +118,7 @@ bool Pidfd::IsReaped() const {
 bool Pidfd::ReapedPerFdinfo() const {
   // "Pid: -1" once the struct pid has no task (5.10+; the signal above covers 5.3+).
   const std::string name = "/proc/self/fdinfo/" + std::to_string(fd_.get());
-  const auto text = ReadFileAt(AT_FDCWD, name.c_str(), 4096);
+  const auto text = ReadRecordAt(AT_FDCWD, name.c_str(), 4096);
   if (!text) return false;
   const auto pid = ParsePidfdFdinfoPid(*text);
   return pid && *pid == -1;

@@ -49,7 +49,7 @@ std::optional<std::string> ProcessReader::NameForkedFrom(int parent_pid) {
   if (parent_pid == kKernelThreadDaemonPid) return std::nullopt;
   const std::string path = std::to_string(parent_pid) + "/stat";
   int error = 0;
-  const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096, &error);
+  const auto text = ReadRecordAt(procfs_.get(), path.c_str(), 4096, &error);
   if (!text) CountFailure(error);
   const auto stat = text ? ParseStat(*text) : std::nullopt;
   if (!stat) return std::string();
@@ -84,7 +84,7 @@ std::optional<std::vector<int>> ProcessReader::ListPids() {
 std::optional<ProcessStat> ProcessReader::ReadStat(int pid) {
   const std::string path = std::to_string(pid) + "/stat";
   int error = 0;
-  const auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096, &error);
+  const auto text = ReadRecordAt(procfs_.get(), path.c_str(), 4096, &error);
   if (!text) {
     CountFailure(error);
     return std::nullopt;
@@ -97,7 +97,7 @@ std::optional<ProcessStat> ProcessReader::ReadStat(int pid) {
 std::optional<std::string> ProcessReader::ReadComm(int pid) {
   const std::string path = std::to_string(pid) + "/comm";
   int error = 0;
-  auto text = ReadFileAt(procfs_.get(), path.c_str(), 256, &error);
+  auto text = ReadRecordAt(procfs_.get(), path.c_str(), 256, &error);
   if (!text) {
     CountFailure(error);
     return std::nullopt;
@@ -115,7 +115,7 @@ std::optional<ProcessRead> ProcessReader::Read(int pid, unsigned needs,
     return std::nullopt;
   }
   int error = 0;
-  auto text = ReadFileAt(read.directory.get(), "stat", 4096, &error);
+  auto text = ReadRecordAt(read.directory.get(), "stat", 4096, &error);
   auto stat = text ? ParseStat(*text) : std::nullopt;
   if (!text) CountFailure(error);
   if (!stat || !IsUserSpace(*stat)) return std::nullopt;
@@ -133,7 +133,7 @@ std::optional<ProcessRead> ProcessReader::Read(int pid, unsigned needs,
 bool ProcessReader::Confirm(const ProcessRead& read, const Pidfd& pidfd, PidfdOpened opened) {
   if (opened == PidfdOpened::kBeforeRead) return !pidfd.IsReaped();
   int error = 0;
-  auto text = ReadFileAt(read.directory.get(), "stat", 4096, &error);
+  auto text = ReadRecordAt(read.directory.get(), "stat", 4096, &error);
   if (!text) {
     CountFailure(error);
     return false;
@@ -145,7 +145,7 @@ bool ProcessReader::Confirm(const ProcessRead& read, const Pidfd& pidfd, PidfdOp
 std::optional<ProcessStat> ProcessReader::ReadConfirmedStat(int pid, uint64_t start_ticks,
                                                             const Pidfd& pidfd) {
   const std::string path = std::to_string(pid) + "/stat";
-  auto text = ReadFileAt(procfs_.get(), path.c_str(), 4096);
+  auto text = ReadRecordAt(procfs_.get(), path.c_str(), 4096);
   auto stat = text ? ParseStat(*text) : std::nullopt;
   // Read by PID: the pidfd still not reaped afterwards means the PID was still its own.
   if (!stat || pidfd.IsReaped()) return std::nullopt;

@@ -279,6 +279,26 @@ std::optional<std::string> ReadFileAt(int directory_fd, const char* name, size_t
   return content;
 }
 
+std::optional<std::string> ReadRecordAt(int directory_fd, const char* name, size_t max_bytes, int* error) {
+  const UniqueFd file(::openat(directory_fd, name, O_RDONLY | O_CLOEXEC));
+  if (!file) {
+    if (error != nullptr) *error = errno;
+    return std::nullopt;
+  }
+  std::string content(std::min<size_t>(max_bytes, 4096), '\0');
+  ssize_t count = 0;
+  do {
+    count = ::read(file.get(), content.data(), content.size());
+  } while (count < 0 && errno == EINTR);
+  if (count < 0) {
+    if (error != nullptr) *error = errno;
+    return std::nullopt;
+  }
+  content.resize(static_cast<size_t>(count));
+  if (error != nullptr) *error = 0;
+  return content;
+}
+
 std::optional<std::string> ReadLinkAt(int directory_fd, const char* name, int* error) {
   // readlinkat truncates silently: a result that fills the buffer may be cut, so retry
   // with a larger one. /proc/PID/exe and fd links are bounded by PATH_MAX plus a suffix

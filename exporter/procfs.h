@@ -70,6 +70,12 @@ std::optional<int> ParsePidfdFdinfoPid(std::string_view text);
 // errno (ESRCH or ENOENT mean the process is gone).
 std::optional<std::string> ReadFileAt(int directory_fd, const char* name, size_t max_bytes = 65536,
                                       int* error = nullptr);
+// The same for a file the kernel generates whole at its first read (a seq_file "single"
+// record: /proc/PID/stat and comm, fdinfo): a read that returns less than it asked for has
+// returned all of it, so one read() does what ReadFileAt needs two for (the second to see
+// EOF). `max_bytes` is at most 4096 and longer text is cut there, as ReadFileAt would.
+std::optional<std::string> ReadRecordAt(int directory_fd, const char* name, size_t max_bytes,
+                                        int* error = nullptr);
 // readlinkat(directory_fd, name): the target, or nullopt (errno in *error).
 std::optional<std::string> ReadLinkAt(int directory_fd, const char* name, int* error = nullptr);
 

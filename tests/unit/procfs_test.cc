@@ -7,14 +7,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -521,6 +526,68 @@ TEST(ReadFileAt, ReadsPastOnePageUntilEndOfFile) {
   EXPECT_EQ(ReadFileAt(AT_FDCWD, path.c_str()), content);
   EXPECT_EQ(ReadFileAt(AT_FDCWD, path.c_str(), 5000), content.substr(0, 5000));
   EXPECT_EQ(ReadFileAt(AT_FDCWD, path.c_str(), 0), "");
+}
+
+TEST(ReadRecordAt, ReadsOwnStatAndCommThroughAProcDirectoryFd) {
+  const UniqueFd self(::open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(self.valid());
+  int error = -1;
+  const auto stat_text = ReadRecordAt(self.get(), "stat", 4096, &error);
+  ASSERT_TRUE(stat_text.has_value());
+  EXPECT_EQ(error, 0);
+  const auto stat = ParseStat(*stat_text);
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(stat->pid, ::getpid());
+  // comm is the thread's own: read the calling thread's (gtest may run on a thread of its own).
+  const std::string comm_path = "/proc/thread-self/comm";
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, comm_path.c_str(), 256), ReadFileAt(AT_FDCWD, comm_path.c_str(), 256));
+}
+
+TEST(ReadRecordAt, OneReadReturnsWithoutWaitingForEndOfFile) {
+  // A FIFO whose writer stays open: ReadFileAt would block for the EOF; ReadRecordAt returns
+  // what the first read gave. The writer closes on its own only after a long wait, so a
+  // ReadRecordAt that waited for EOF would return after `closed` was set and fail below.
+  TemporaryDirectory directory;
+  ASSERT_FALSE(directory.path().empty());
+  const std::string path = directory.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  std::mutex mutex;
+  std::condition_variable done;
+  bool read_returned = false;
+  std::atomic<bool> closed{false};
+  std::thread writer([&] {
+    const UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_EQ(::write(fifo.get(), "abc", 3), 3);
+    std::unique_lock lock(mutex);
+    done.wait_for(lock, std::chrono::seconds(20), [&] { return read_returned; });
+    closed = true;
+  });
+  int error = -1;
+  const auto text = ReadRecordAt(AT_FDCWD, path.c_str(), 4096, &error);
+  const bool writer_had_closed = closed;
+  {
+    std::lock_guard lock(mutex);
+    read_returned = true;
+  }
+  done.notify_all();
+  writer.join();
+  EXPECT_EQ(text, "abc");
+  EXPECT_EQ(error, 0);
+  EXPECT_FALSE(writer_had_closed);
+}
+
+TEST(ReadRecordAt, LongerTextIsCutAtMaxBytesAndMissingFileSetsEnoent) {
+  TemporaryDirectory directory;
+  ASSERT_FALSE(directory.path().empty());
+  const std::string content(5000, 'x');
+  const std::string path = directory.path() + "/long";
+  std::ofstream(path, std::ios::binary) << content;
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, path.c_str(), 4096), content.substr(0, 4096));
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, path.c_str(), 10), content.substr(0, 10));
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, path.c_str(), 100000), content.substr(0, 4096));  // one page at most
+  int error = 0;
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, "/proc/self/no-such-file", 4096, &error), std::nullopt);
+  EXPECT_EQ(error, ENOENT);
 }
 
 TEST(ReadLinkAt, LongTargetIsReturnedWhole) {
