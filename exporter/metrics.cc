@@ -5,6 +5,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,14 @@ constexpr int kGenerationShift = 32;
 constexpr size_t kIndexMask = (size_t{1} << kGenerationShift) - 1;
 // Bounds the memory of the once-per-name overflow log (metrics.h, overflowed_names_).
 constexpr size_t kMaxRememberedOverflows = 4096;
+
+// The exporter's open descriptors from the size /proc/self/fd reports (Linux 6.2+: one
+// stat, whatever the count); nullopt on older kernels, whose size is 0.
+std::optional<long> OpenFdsFromDirectorySize() {
+  struct stat directory {};
+  if (stat("/proc/self/fd", &directory) != 0 || directory.st_size <= 0) return std::nullopt;
+  return static_cast<long>(directory.st_size);
+}
 
 // The exporter's own process_* metrics (client library conventions): read from
 // /proc/self at scrape time, on the HTTP thread that scrapes.
@@ -69,9 +78,11 @@ class ProcessCollector final : public prometheus::Collectable {
                                 prometheus::MetricType::Gauge,
                                 std::floor(boot_unix + static_cast<double>(stat->start_time_ticks) / ticks)));
     }
-    families.push_back(Single("process_open_fds",
-                              "Number of open file descriptors (counted after each scan).",
-                              prometheus::MetricType::Gauge, static_cast<double>(open_fds_->load())));
+    // Before Linux 6.2 counting means listing the directory: the event loop does that after
+    // scans (Metrics::RefreshOpenFds) and the scrape reports its last count.
+    const long open_fds = OpenFdsFromDirectorySize().value_or(open_fds_->load());
+    families.push_back(Single("process_open_fds", "Number of open file descriptors.",
+                              prometheus::MetricType::Gauge, static_cast<double>(open_fds)));
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
       families.push_back(Single("process_max_fds", "Maximum number of open file descriptors.",
@@ -765,6 +776,7 @@ void Metrics::ConfigReloaded(bool successful, double now_unix_seconds) {
 }
 
 void Metrics::RefreshOpenFds() {
+  if (OpenFdsFromDirectorySize()) return;  // counted at each scrape instead
   DIR* directory = opendir("/proc/self/fd");
   if (!directory) return;  // out of descriptors: keep the last count rather than report 0
   long count = 0;

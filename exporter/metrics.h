@@ -126,9 +126,10 @@ class Metrics {
   // filter (exporter/proc_connector.h, ConnectorFilterProgram).
   void ConnectorMessagesReceived(size_t count);
   void ConfigReloaded(bool successful, double now_unix_seconds);
-  // Counts the exporter's open descriptors for process_open_fds. Listing /proc/self/fd
-  // costs ~1 us per descriptor (10 ms at 10k pidfds), too much for every scrape: the
-  // event loop refreshes it after each scan instead.
+  // Counts the exporter's open descriptors for process_open_fds where the kernel cannot
+  // tell the count in one stat() (before Linux 6.2; from 6.2 each scrape asks). Listing
+  // /proc/self/fd costs ~1 us per descriptor (10 ms at 10k pidfds), too much for every
+  // scrape: the event loop refreshes it after scans instead.
   void RefreshOpenFds();
 
  private:

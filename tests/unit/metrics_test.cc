@@ -1,10 +1,14 @@
 // Metrics: sets that come and go (limits.idle_set_timeout, limits.max_sets, "_other") and
-// the safety of slot handles across expiry and reuse, read back through /metrics text.
+// the safety of slot handles across expiry and reuse, read back through /metrics text; and the
+// exporter's own process_open_fds.
 #include "metrics.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -14,8 +18,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "prometheus_text.h"
+#include "unique_fd.h"
 
 namespace pidfd_exporter {
 namespace {
@@ -240,6 +246,37 @@ TEST(MetricsDocumentationTest, EveryFamilyIsInTheReadmeTable) {
         << name << " is not in README.md's metrics table";
   }
   EXPECT_GE(families, 19);  // all of them, as of this test
+}
+
+// process_open_fds counts every descriptor the exporter holds, exactly: 100 more are 100 more
+// (from Linux 6.2 counted at the scrape; before it, after the refresh the event loop runs).
+TEST(MetricsOwnProcessTest, OpenFdsFollowTheDescriptorsExactly) {
+  Metrics metrics(LimitsConfig(10, std::nullopt));
+  metrics.RefreshOpenFds();
+  const std::optional<double> before = Sample(metrics, "process_open_fds");
+  ASSERT_TRUE(before.has_value());
+  std::vector<UniqueFd> extra;
+  for (int i = 0; i < 100; ++i) extra.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(std::all_of(extra.begin(), extra.end(), [](const UniqueFd& fd) { return fd.valid(); }));
+  metrics.RefreshOpenFds();
+  EXPECT_EQ(Sample(metrics, "process_open_fds"), *before + 100);
+  extra.clear();
+  metrics.RefreshOpenFds();
+  EXPECT_EQ(Sample(metrics, "process_open_fds"), *before);
+}
+
+// From Linux 6.2 the size of /proc/self/fd is the count: each scrape counts afresh, with no
+// listing by the event loop in between.
+TEST(MetricsOwnProcessTest, OpenFdsAreCountedAtTheScrapeWhereTheKernelTellsTheCount) {
+  struct stat directory {};
+  ASSERT_EQ(::stat("/proc/self/fd", &directory), 0);
+  if (directory.st_size <= 0) GTEST_SKIP() << "before Linux 6.2: /proc/self/fd reports no size";
+  Metrics metrics(LimitsConfig(10, std::nullopt));
+  const std::optional<double> before = Sample(metrics, "process_open_fds");
+  ASSERT_TRUE(before.has_value());
+  const UniqueFd extra(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(extra.valid());
+  EXPECT_EQ(Sample(metrics, "process_open_fds"), *before + 1);
 }
 
 TEST(MetricsIdleSweepIntervalTest, ATenthOfTheTimeoutWithinBounds) {
