@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <list>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -913,12 +915,17 @@ void HttpGate::Impl::HandleEvent(const Target& target, uint32_t events) {
 }
 
 int HttpGate::Impl::TimeoutMs(Clock::time_point now) const {
-  Clock::time_point wake_at = now + std::chrono::seconds(1);
-  if (tls) wake_at = std::min(wake_at, next_tls_check);
-  if (!deadlines.empty()) wake_at = std::min(wake_at, deadlines.begin()->first);
-  if (listeners_paused) wake_at = std::min(wake_at, listeners_resume);
-  const auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
-  return static_cast<int>(std::clamp<int64_t>(milliseconds, 0, 1000));
+  // With nothing due the gate sleeps until a descriptor is ready (Stop writes `wake`): an idle
+  // exporter should not wake every second (BENCHMARKS §11, idle CPU).
+  std::optional<Clock::time_point> wake_at;
+  const auto due = [&wake_at](Clock::time_point at) { wake_at = wake_at ? std::min(*wake_at, at) : at; };
+  if (tls) due(next_tls_check);
+  if (!deadlines.empty()) due(deadlines.begin()->first);
+  if (listeners_paused) due(listeners_resume);
+  if (!wake_at) return -1;
+  const auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(*wake_at - now).count();
+  constexpr int64_t kLongestWaitMs = 3'600'000;  // fits an int; any deadline is nearer
+  return static_cast<int>(std::clamp<int64_t>(milliseconds, 0, kLongestWaitMs));
 }
 
 void HttpGate::Impl::Run() {
@@ -999,7 +1006,10 @@ std::unique_ptr<HttpGate> HttpGate::Start(const HttpGateOptions& options,
       return nullptr;
     }
   }
-  impl.thread = std::thread([&impl] { impl.Run(); });
+  impl.thread = std::thread([&impl] {
+    pthread_setname_np(pthread_self(), "http-gate");  // for top -H and the tests
+    impl.Run();
+  });
   return gate;
 }
 

@@ -1,5 +1,6 @@
 #include "scrape_worker.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -15,7 +16,10 @@ std::unique_ptr<ScrapeWorker> ScrapeWorker::Start(Handler handler, std::string* 
     *error = std::string("scrape worker: eventfd: ") + std::strerror(errno);
     return nullptr;
   }
-  worker->thread_ = std::thread([raw = worker.get()] { raw->Run(); });
+  worker->thread_ = std::thread([raw = worker.get()] {
+    pthread_setname_np(pthread_self(), "scrape");
+    raw->Run();
+  });
   return worker;
 }
 
