@@ -916,12 +916,15 @@ void HttpGate::Impl::HandleEvent(const Target& target, uint32_t events) {
 
 int HttpGate::Impl::TimeoutMs(Clock::time_point now) const {
   // With nothing due the gate sleeps until a descriptor is ready (Stop writes `wake`): an idle
-  // exporter should not wake every second (BENCHMARKS §11, idle CPU).
+  // exporter without TLS should not wake every second (BENCHMARKS §11, idle CPU). With TLS the
+  // certificate check still comes every second.
   std::optional<Clock::time_point> wake_at;
   const auto due = [&wake_at](Clock::time_point at) { wake_at = wake_at ? std::min(*wake_at, at) : at; };
   if (tls) due(next_tls_check);
   if (!deadlines.empty()) due(deadlines.begin()->first);
   if (listeners_paused) due(listeners_resume);
+  // Descriptors other threads free (pidfds of exited processes) raise no event here.
+  if (refill_spares) due(now + std::chrono::seconds(1));
   if (!wake_at) return -1;
   const auto milliseconds = std::chrono::ceil<std::chrono::milliseconds>(*wake_at - now).count();
   constexpr int64_t kLongestWaitMs = 3'600'000;  // fits an int; any deadline is nearer
