@@ -1,11 +1,9 @@
 #include "metrics.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,14 +30,6 @@ constexpr size_t kIndexMask = (size_t{1} << kGenerationShift) - 1;
 // Bounds the memory of the once-per-name overflow log (metrics.h, overflowed_names_).
 constexpr size_t kMaxRememberedOverflows = 4096;
 
-// The exporter's open descriptors from the size /proc/self/fd reports (Linux 6.2+: one
-// stat, whatever the count); nullopt on older kernels, whose size is 0.
-std::optional<long> OpenFdsFromDirectorySize() {
-  struct stat directory {};
-  if (stat("/proc/self/fd", &directory) != 0 || directory.st_size <= 0) return std::nullopt;
-  return static_cast<long>(directory.st_size);
-}
-
 // The exporter's own process_* metrics (client library conventions): read from
 // /proc/self at scrape time, on the HTTP thread that scrapes.
 class ProcessCollector final : public prometheus::Collectable {
@@ -47,7 +37,7 @@ class ProcessCollector final : public prometheus::Collectable {
   explicit ProcessCollector(std::shared_ptr<std::atomic<long>> open_fds) : open_fds_(std::move(open_fds)) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> families;
-    const auto stat_text = ReadFileAt(AT_FDCWD, "/proc/self/stat");
+    const auto stat_text = ReadRecordAt(AT_FDCWD, "/proc/self/stat", 4096);
     const auto stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
     const double ticks = static_cast<double>(ClockTicksPerSecond());
     if (stat_text) {
@@ -80,8 +70,9 @@ class ProcessCollector final : public prometheus::Collectable {
     }
     // Before Linux 6.2 counting means listing the directory: the event loop does that after
     // scans (Metrics::RefreshOpenFds) and the scrape reports its last count.
-    const long open_fds = OpenFdsFromDirectorySize().value_or(open_fds_->load());
-    families.push_back(Single("process_open_fds", "Number of open file descriptors.",
+    const long open_fds = CountOpenDescriptorsFromSize().value_or(open_fds_->load());
+    families.push_back(Single("process_open_fds",
+                              "Number of open file descriptors (before Linux 6.2: as counted after a scan).",
                               prometheus::MetricType::Gauge, static_cast<double>(open_fds)));
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
@@ -776,15 +767,9 @@ void Metrics::ConfigReloaded(bool successful, double now_unix_seconds) {
 }
 
 void Metrics::RefreshOpenFds() {
-  if (OpenFdsFromDirectorySize()) return;  // counted at each scrape instead
-  DIR* directory = opendir("/proc/self/fd");
-  if (!directory) return;  // out of descriptors: keep the last count rather than report 0
-  long count = 0;
-  while (const dirent* entry = readdir(directory)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  closedir(directory);
-  open_fds_->store(count - 1);  // not the directory stream's own descriptor
+  if (CountOpenDescriptorsFromSize()) return;  // counted at each scrape instead
+  // Out of descriptors: keep the last count rather than report 0.
+  if (const std::optional<long> count = CountOpenDescriptorsByListing()) open_fds_->store(*count);
 }
 
 std::vector<StatusSet> Metrics::StatusSets(double now_unix_seconds) const {

@@ -1,6 +1,8 @@
 #include "procfs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -297,6 +299,23 @@ std::optional<std::string> ReadRecordAt(int directory_fd, const char* name, size
   content.resize(static_cast<size_t>(count));
   if (error != nullptr) *error = 0;
   return content;
+}
+
+std::optional<long> CountOpenDescriptorsFromSize() {
+  struct stat directory {};
+  if (::stat("/proc/self/fd", &directory) != 0 || directory.st_size <= 0) return std::nullopt;
+  return static_cast<long>(directory.st_size);
+}
+
+std::optional<long> CountOpenDescriptorsByListing() {
+  DIR* directory = ::opendir("/proc/self/fd");
+  if (!directory) return std::nullopt;
+  long count = 0;
+  while (const dirent* entry = ::readdir(directory)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  ::closedir(directory);
+  return count - 1;  // not the directory stream's own descriptor
 }
 
 std::optional<std::string> ReadLinkAt(int directory_fd, const char* name, int* error) {

@@ -70,12 +70,19 @@ std::optional<int> ParsePidfdFdinfoPid(std::string_view text);
 // errno (ESRCH or ENOENT mean the process is gone).
 std::optional<std::string> ReadFileAt(int directory_fd, const char* name, size_t max_bytes = 65536,
                                       int* error = nullptr);
-// The same for a file the kernel generates whole at its first read (a seq_file "single"
-// record: /proc/PID/stat and comm, fdinfo): a read that returns less than it asked for has
-// returned all of it, so one read() does what ReadFileAt needs two for (the second to see
-// EOF). `max_bytes` is at most 4096 and longer text is cut there, as ReadFileAt would.
+// The same for a file the kernel generates whole at its first read and that is known to be
+// shorter than a page (a seq_file "single" record: /proc/PID/stat and comm, a pidfd's
+// fdinfo; not status, whose groups can fill pages): a read that returns less than it asked
+// for has returned all of it, so one read() does what ReadFileAt needs two for (the second
+// to see EOF). `max_bytes` above 4096 is clamped to 4096; longer text is cut there.
 std::optional<std::string> ReadRecordAt(int directory_fd, const char* name, size_t max_bytes,
                                         int* error = nullptr);
+// The calling process's open descriptors, from the size stat() reports for /proc/self/fd
+// (Linux 6.2+; one system call whatever the count). nullopt before 6.2, where the size is 0.
+std::optional<long> CountOpenDescriptorsFromSize();
+// The same by listing /proc/self/fd (~1 us per descriptor), not counting the listing's own
+// descriptor. nullopt when the directory cannot be opened (out of descriptors).
+std::optional<long> CountOpenDescriptorsByListing();
 // readlinkat(directory_fd, name): the target, or nullopt (errno in *error).
 std::optional<std::string> ReadLinkAt(int directory_fd, const char* name, int* error = nullptr);
 

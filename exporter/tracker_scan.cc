@@ -160,7 +160,7 @@ void Tracker::FinishScan() {
   metrics_->ScanDuration(static_cast<double>(MonotonicNanoseconds() - scan_.started) / 1e9);
   // Before Linux 6.2 counting means listing /proc/self/fd, ~1 us per descriptor (10 ms at 10k
   // pidfds, more than the rest of a scan that reads only what is new): at most every
-  // kOpenFdsRefreshNs. From 6.2 each scrape counts with one stat() (Metrics::RefreshOpenFds).
+  // kOpenFdsRefreshNs. From 6.2 each scrape counts with one stat() (CountOpenDescriptorsFromSize).
   const int64_t finished = MonotonicNanoseconds();
   if (!open_fds_refreshed_ns_ || finished - *open_fds_refreshed_ns_ >= kOpenFdsRefreshNs) {
     metrics_->RefreshOpenFds();

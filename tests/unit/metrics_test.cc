@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "procfs.h"
 #include "prometheus_text.h"
 #include "unique_fd.h"
 
@@ -255,6 +256,7 @@ TEST(MetricsOwnProcessTest, OpenFdsFollowTheDescriptorsExactly) {
   metrics.RefreshOpenFds();
   const std::optional<double> before = Sample(metrics, "process_open_fds");
   ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(*before, CountOpenDescriptorsByListing());
   std::vector<UniqueFd> extra;
   for (int i = 0; i < 100; ++i) extra.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(std::all_of(extra.begin(), extra.end(), [](const UniqueFd& fd) { return fd.valid(); }));

@@ -4,7 +4,9 @@
 #include "procfs.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -544,36 +547,49 @@ TEST(ReadRecordAt, ReadsOwnStatAndCommThroughAProcDirectoryFd) {
 }
 
 TEST(ReadRecordAt, OneReadReturnsWithoutWaitingForEndOfFile) {
-  // A FIFO whose writer stays open: ReadFileAt would block for the EOF; ReadRecordAt returns
-  // what the first read gave. The writer closes on its own only after a long wait, so a
-  // ReadRecordAt that waited for EOF would return after `closed` was set and fail below.
+  // A FIFO whose write end stays open: reading to end of file would block. A watchdog closes
+  // it only after a long wait, so a ReadRecordAt that waited for EOF returns after `closed`
+  // was set and fails below instead of hanging.
   TemporaryDirectory directory;
   ASSERT_FALSE(directory.path().empty());
   const std::string path = directory.path() + "/fifo";
   ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  UniqueFd write_end(::open(path.c_str(), O_RDWR | O_CLOEXEC));  // O_RDWR: does not wait for a reader
+  ASSERT_TRUE(write_end.valid());
+  ASSERT_EQ(::write(write_end.get(), "abc", 3), 3);
   std::mutex mutex;
   std::condition_variable done;
   bool read_returned = false;
   std::atomic<bool> closed{false};
-  std::thread writer([&] {
-    const UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-    ASSERT_EQ(::write(fifo.get(), "abc", 3), 3);
+  std::thread watchdog([&] {
     std::unique_lock lock(mutex);
-    done.wait_for(lock, std::chrono::seconds(20), [&] { return read_returned; });
-    closed = true;
+    if (!done.wait_for(lock, std::chrono::seconds(20), [&] { return read_returned; })) {
+      closed = true;
+      write_end.Reset();
+    }
   });
   int error = -1;
   const auto text = ReadRecordAt(AT_FDCWD, path.c_str(), 4096, &error);
-  const bool writer_had_closed = closed;
+  const bool closed_before_return = closed;
   {
     std::lock_guard lock(mutex);
     read_returned = true;
   }
   done.notify_all();
-  writer.join();
+  watchdog.join();
   EXPECT_EQ(text, "abc");
   EXPECT_EQ(error, 0);
-  EXPECT_FALSE(writer_had_closed);
+  EXPECT_FALSE(closed_before_return);
+}
+
+TEST(ReadRecordAt, ReadsAPidfdsFdinfoWholeAsReadFileAtDoes) {
+  const UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+  ASSERT_TRUE(pidfd.valid());
+  const std::string name = "/proc/self/fdinfo/" + std::to_string(pidfd.get());
+  const auto whole = ReadFileAt(AT_FDCWD, name.c_str(), 4096);
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_EQ(ReadRecordAt(AT_FDCWD, name.c_str(), 4096), whole);
+  EXPECT_EQ(ParsePidfdFdinfoPid(*ReadRecordAt(AT_FDCWD, name.c_str(), 4096)), ::getpid());
 }
 
 TEST(ReadRecordAt, LongerTextIsCutAtMaxBytesAndMissingFileSetsEnoent) {
@@ -588,6 +604,31 @@ TEST(ReadRecordAt, LongerTextIsCutAtMaxBytesAndMissingFileSetsEnoent) {
   int error = 0;
   EXPECT_EQ(ReadRecordAt(AT_FDCWD, "/proc/self/no-such-file", 4096, &error), std::nullopt);
   EXPECT_EQ(error, ENOENT);
+}
+
+// Open descriptors counted by asking fcntl about each number: opens nothing of its own.
+long ProbeOpenDescriptors() {
+  rlimit limit{};
+  EXPECT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  const int highest = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, rlim_t{1} << 20));
+  long count = 0;
+  for (int descriptor = 0; descriptor < highest; ++descriptor) {
+    if (::fcntl(descriptor, F_GETFD) != -1) ++count;
+  }
+  return count;
+}
+
+TEST(CountOpenDescriptors, ByListingCountsEveryDescriptorExactly) {
+  std::vector<UniqueFd> extra;
+  for (int i = 0; i < 50; ++i) extra.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  EXPECT_EQ(CountOpenDescriptorsByListing(), ProbeOpenDescriptors());
+}
+
+TEST(CountOpenDescriptors, FromSizeCountsEveryDescriptorExactlyFromLinux62) {
+  if (!CountOpenDescriptorsFromSize()) GTEST_SKIP() << "before Linux 6.2: /proc/self/fd reports no size";
+  std::vector<UniqueFd> extra;
+  for (int i = 0; i < 50; ++i) extra.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  EXPECT_EQ(CountOpenDescriptorsFromSize(), ProbeOpenDescriptors());
 }
 
 TEST(ReadLinkAt, LongTargetIsReturnedWhole) {
