@@ -33,6 +33,7 @@ if [ $QUICK = 1 ]; then ROUNDS=${ROUNDS:-1}; SECONDS_RUN=${SECONDS_RUN:-3}; N=${
 else ROUNDS=${ROUNDS:-3}; SECONDS_RUN=${SECONDS_RUN:-5}; N=${N:-10000}; WINDOW=${WINDOW:-30}; fi
 SCENARIOS=${SCENARIOS:-unrelated storms idle scrape}
 PEER_SCRAPE_EVERY=${PEER_SCRAPE_EVERY:-1}
+[ -x "$PE" ] || { echo "compare.sh measures process-exporter too: $PE is missing (scripts/install-deps.sh bench)" >&2; exit 1; }
 machine_line
 echo "base: $BASE_EXPORTER ($("$BASE_EXPORTER" --version 2>&1 | head -1))"
 echo "new:  $NEW_EXPORTER ($("$NEW_EXPORTER" --version 2>&1 | head -1))"
@@ -66,14 +67,21 @@ unrelated() {
       if [ $variant = listener ] || [ $variant = batched ]; then
         local pause=0 listener_pid
         [ $variant = batched ] && pause=10
-        "$HELPERS/bare_listener" $((SECONDS_RUN + 3)) $pause taskstats >/dev/null &
+        # Lives until stopped: its CPU is read while it still runs, whatever the load.
+        "$HELPERS/bare_listener" 3600 $pause taskstats >"$WORK/listener.out" 2>&1 &
         listener_pid=$!
+        _bench_pids+=("$listener_pid")
         sleep 1
+        if ! kill -0 "$listener_pid" 2>/dev/null; then
+          echo "bare_listener failed (needs CAP_NET_ADMIN and the initial namespaces): $(cat "$WORK/listener.out")" >&2
+          continue
+        fi
         n0=$(cpu_ns "$listener_pid")
         forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
         sleep 1
         n1=$(cpu_ns "$listener_pid")
-        wait "$listener_pid"
+        kill -TERM "$listener_pid"
+        wait "$listener_pid" || true
         echo "$variant $forks $((n1 - n0))" >>"$out"
         continue
       fi
@@ -182,7 +190,7 @@ storms() {
 idle() {
   start_sleepers "$N" 100 i
   write_pe_config "$WORK/idle_pe.yml" 100 i
-  local out="$WORK/idle.txt" variant interval t0 t1 k0 k1 every
+  local out="$WORK/idle.txt" variant interval t0 t1 k0 k1 f0 f1 every scrape_index elapsed_ns
   : >"$out"
   for interval in default 5s 1s; do
     for variant in base new peer; do
@@ -190,22 +198,22 @@ idle() {
         every=${interval%s}
         [ "$interval" = default ] && every=15
         start_pe "$WORK/idle_pe.yml"
-        curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics"  # its first scrape reads every process
+        curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics" || true  # its first scrape reads every process
         f0=$(awk '/^processes/{print $2}' /proc/stat)
         t0=$(cpu_ns "$PE_PID")
         k0=$(date +%s%N)
         # WINDOW / every scrapes, each one interval after the previous one ended (slower than
         # the interval when a scrape takes long, as Prometheus would see it): rates per minute
         # of the time it really took.
-        for ((k1 = 0; k1 < (WINDOW >= every ? WINDOW / every : 1); k1++)); do
+        for ((scrape_index = 0; scrape_index < (WINDOW >= every ? WINDOW / every : 1); scrape_index++)); do
           sleep "$every"
-          curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics"
+          curl -s -o /dev/null "http://127.0.0.1:$PE_PORT/metrics" || true
         done
         t1=$(cpu_ns "$PE_PID")
         f1=$(awk '/^processes/{print $2}' /proc/stat)
-        k1=$(( ($(date +%s%N) - k0) ))  # ns the scrapes took
+        elapsed_ns=$(($(date +%s%N) - k0))
         stop_pe
-        echo "peer $interval $(awk -v a="$t0" -v b="$t1" -v w="$k1" 'BEGIN{printf "%.1f", (b-a)/1e6*60e9/w}') $(awk -v k="$WINDOW" -v e="$every" -v w="$k1" 'BEGIN{n=int(k/e); printf "%.1f", (n ? n : 1)*60e9/w}') $(((f1 - f0) * 60000000000 / k1))" >>"$out"
+        echo "peer $interval $(awk -v a="$t0" -v b="$t1" -v w="$elapsed_ns" 'BEGIN{printf "%.1f", (b-a)/1e6*60e9/w}') $(awk -v n="$scrape_index" -v w="$elapsed_ns" 'BEGIN{printf "%.1f", n*60e9/w}') $(((f1 - f0) * 60000000000 / elapsed_ns))" >>"$out"
         continue
       fi
       use $variant
@@ -242,7 +250,10 @@ scrape() {
   echo
   echo "4. scrape: the targets' cells, this build (pidfd_exporter), base and peer on the same sleepers"
   [ "$NEW_EXPORTER" = "$BUILD/pidfd_exporter" ] || echo "(bench/scrape.sh measures this build's exporter, not NEW_EXPORTER)"
-  BASE_EXPORTER="$BASE_EXPORTER" SCRAPE_CELLS="1000x1000 10000x100" "$BENCH_DIR/scrape.sh" | grep -v '^machine:'
+  local quick=()
+  [ $QUICK = 1 ] && quick=(--quick)
+  BASE_EXPORTER="$BASE_EXPORTER" SCRAPE_CELLS="1000x1000 10000x100" "$BENCH_DIR/scrape.sh" "${quick[@]}" |
+    grep -v '^machine:'
 }
 
 for scenario in $SCENARIOS; do "$scenario"; done

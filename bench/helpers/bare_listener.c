@@ -85,8 +85,9 @@ static int register_taskstats(int fd) {
                                 reply, sizeof reply);
   if (length <= 0) return -1;
   struct nlmsghdr* header = (struct nlmsghdr*)reply;
+  if (!NLMSG_OK(header, (size_t)length) || header->nlmsg_type == NLMSG_ERROR) return -1;
   struct nlattr* attr = (struct nlattr*)((char*)NLMSG_DATA(header) + GENL_HDRLEN);
-  char* end = reply + header->nlmsg_len;
+  char* end = reply + header->nlmsg_len;  // within `length`: NLMSG_OK checked it
   int family = -1;
   for (; (char*)attr + NLA_HDRLEN <= end && attr->nla_len >= NLA_HDRLEN;
        attr = (struct nlattr*)((char*)attr + NLA_ALIGN(attr->nla_len)))
