@@ -60,8 +60,18 @@ unrelated() {
   printf 'process_sets:\n  - name: nomatch\n    comm: [nomatch_zz]\n' >"$WORK/nomatch.yml"
   printf 'process_names:\n  - name: nomatch\n    comm: [nomatch_zz]\n' >"$WORK/nomatch_pe.yml"
   export FORKER_EXEC=/bin/true
-  local out="$WORK/unrelated.txt" round variant forks n0 n1
+  local out="$WORK/unrelated.txt" round variant forks
   : >"$out"
+  # loop_beside PID: the host loop for SECONDS_RUN beside PID; prints "forks cpu_ns_of_PID".
+  loop_beside() {
+    local n0 n1 loops
+    sleep 1
+    n0=$(cpu_ns "$1")
+    loops=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
+    sleep 1
+    n1=$(cpu_ns "$1")
+    echo "$loops $((n1 - n0))"
+  }
   for ((round = 1; round <= ROUNDS; round++)); do
     for variant in alone base new peer listener batched; do
       if [ $variant = listener ] || [ $variant = batched ]; then
@@ -76,13 +86,9 @@ unrelated() {
           echo "bare_listener failed (needs CAP_NET_ADMIN and the initial namespaces): $(cat "$WORK/listener.out")" >&2
           continue
         fi
-        n0=$(cpu_ns "$listener_pid")
-        forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
-        sleep 1
-        n1=$(cpu_ns "$listener_pid")
+        echo "$variant $(loop_beside "$listener_pid")" >>"$out"
         kill -TERM "$listener_pid"
         wait "$listener_pid" || true
-        echo "$variant $forks $((n1 - n0))" >>"$out"
         continue
       fi
       if [ $variant = alone ]; then
@@ -92,24 +98,14 @@ unrelated() {
       fi
       if [ $variant = peer ]; then
         start_peer "$WORK/nomatch_pe.yml" "$PEER_SCRAPE_EVERY"
-        sleep 1
-        n0=$(cpu_ns "$PE_PID")
-        forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
-        sleep 1
-        n1=$(cpu_ns "$PE_PID")
+        echo "peer $(loop_beside "$PE_PID")" >>"$out"
         stop_peer
-        echo "peer $forks $((n1 - n0))" >>"$out"
         continue
       fi
       use $variant
       start_exporter "$WORK/nomatch.yml"
-      sleep 1
-      n0=$(cpu_ns "$EXPORTER_PID")
-      forks=$("$HELPERS/forker" 1 "$SECONDS_RUN" exec | sed 's/forks=\([0-9]*\).*/\1/')
-      sleep 1
-      n1=$(cpu_ns "$EXPORTER_PID")
+      echo "$variant $(loop_beside "$EXPORTER_PID")" >>"$out"
       stop_exporter
-      echo "$variant $forks $((n1 - n0))" >>"$out"
     done
   done
   echo
