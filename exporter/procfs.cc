@@ -287,18 +287,20 @@ std::optional<std::string> ReadRecordAt(int directory_fd, const char* name, size
     if (error != nullptr) *error = errno;
     return std::nullopt;
   }
-  std::string content(std::min<size_t>(max_bytes, 4096), '\0');
+  // On the stack: this runs for every exec of an unmatched process (its comm), and a
+  // zero-filled page on the heap per call cost more than the read of a 16-byte comm.
+  constexpr size_t kPage = 4096;
+  char buffer[kPage];
   ssize_t count = 0;
   do {
-    count = ::read(file.get(), content.data(), content.size());
+    count = ::read(file.get(), buffer, std::min(max_bytes, kPage));
   } while (count < 0 && errno == EINTR);
   if (count < 0) {
     if (error != nullptr) *error = errno;
     return std::nullopt;
   }
-  content.resize(static_cast<size_t>(count));
   if (error != nullptr) *error = 0;
-  return content;
+  return std::string(buffer, static_cast<size_t>(count));
 }
 
 std::optional<long> CountOpenDescriptorsFromSize() {
