@@ -120,6 +120,10 @@ void ExitAccounting::ExitResourcesCounted(size_t slot, const ProcessResources& r
                                   resources.peak_rss_bytes, resources.read_bytes, resources.write_bytes);
 }
 
+void ExitAccounting::ExitFinalCpuCounted(size_t slot, const FinalCpu& cpu) {
+  metrics_->ExitCpuAdded(slot, cpu.user_seconds, cpu.system_seconds);
+}
+
 double ExitAccounting::ReapLatencySeconds(const ReapFacts& facts) {
   // Exit and reap in one wake-up (auto-reaping parents, SA_NOCLDWAIT): nothing tells them
   // apart, and the kernel does both in one go for such parents: latency 0. With the

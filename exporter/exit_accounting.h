@@ -85,6 +85,8 @@ class ExitAccounting {
   void ExitCounted(size_t slot, std::optional<uint32_t> wait_status, bool oom_killed = false);
   // What an exited member used (exporter/exit_resources.h), once per process.
   void ExitResourcesCounted(size_t slot, const ProcessResources& resources);
+  // The CPU a counted process used after its exit record (exporter/final_runtime_probe.h).
+  void ExitFinalCpuCounted(size_t slot, const FinalCpu& cpu);
   // Reap latency and lifetime of a reaped member whose exit was observed.
   void Reaped(const ReapFacts& facts);
   // A member that ended before any pidfd could be opened: counted from its exit event alone.

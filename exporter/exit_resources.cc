@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "procfs.h"
+
 namespace pidfd_exporter {
 
 ProcessResources ExitResources::Resources(const Sum& sum) {
@@ -41,30 +43,107 @@ void ExitResources::RecordRead(const TaskExitRecord& record, int64_t now_ns) {
   sum.read_bytes += record.read_bytes;
   sum.write_bytes += record.write_bytes;
   sum.updated_ns = now_ns;
+  if (record.pid == tgid)
+    sum.main_thread = MainThreadRecord{record.runtime_nanoseconds, record.user_microseconds,
+                                       record.system_microseconds, record.exit_code};
   if (!record.group_dead) return;
   sum.complete = true;
   sum.exit_code = record.exit_code;
   auto claim = claims_.find(tgid);
   if (claim == claims_.end()) return;
   if (!claim->second.wait_status || *claim->second.wait_status == sum.exit_code)
-    deliver_(claim->second.slot, Resources(sum));
+    DeliverSum(tgid, sum, claim->second.slot, claim->second.start_time_ticks, now_ns);
   claims_.erase(claim);
   sums_.erase(tgid);
 }
 
-void ExitResources::Claim(int pid, std::optional<uint32_t> wait_status, size_t slot, int64_t now_ns) {
+void ExitResources::Claim(int pid, std::optional<uint32_t> wait_status, size_t slot, int64_t now_ns,
+                          uint64_t start_time_ticks) {
   auto sum = sums_.find(pid);
   if (sum == sums_.end() || !sum->second.complete) {
-    claims_[pid] = PendingClaim{slot, wait_status, now_ns};
+    claims_[pid] = PendingClaim{slot, wait_status, now_ns, start_time_ticks};
     return;
   }
   // A status that differs from the record's: the sum is another process's (a lost record).
-  if (!wait_status || *wait_status == sum->second.exit_code) deliver_(slot, Resources(sum->second));
+  if (!wait_status || *wait_status == sum->second.exit_code)
+    DeliverSum(pid, sum->second, slot, start_time_ticks, now_ns);
   sums_.erase(sum);
+}
+
+void ExitResources::DeliverSum(int tgid, const Sum& sum, size_t slot, uint64_t start_time_ticks,
+                               int64_t now_ns) {
+  deliver_(slot, Resources(sum));
+  if (!deliver_final_cpu_ || !sum.main_thread) return;
+  // Freed already, unless that was an earlier process with this PID.
+  if (sum.main_thread_final && DeliverFinal(slot, start_time_ticks, *sum.main_thread, *sum.main_thread_final))
+    return;
+  // Replaces the entry of an earlier process with this PID that is still not freed: its final
+  // run time can no longer be told from this one's (the guard below sorts out which comes).
+  awaiting_final_[tgid] = AwaitingFinal{slot, start_time_ticks, *sum.main_thread, now_ns};
+}
+
+void ExitResources::FinalRuntimeRead(const FinalRuntime& task, int64_t now_ns) {
+  // Threads other than the main one were freed at their own exit; what they ran after their
+  // records (at most a tick each) is not followed (docs/architecture.md, "Resources").
+  if (task.pid != task.tgid || !deliver_final_cpu_) return;
+  if (auto awaiting = awaiting_final_.find(task.tgid); awaiting != awaiting_final_.end()) {
+    // Another task with this PID (an earlier holder freed late) leaves the entry waiting.
+    const AwaitingFinal& entry = awaiting->second;
+    if (DeliverFinal(entry.slot, entry.start_time_ticks, entry.record, task)) awaiting_final_.erase(awaiting);
+    return;
+  }
+  // Freed before its exit was claimed (the exit event, or its records, not read yet): kept with
+  // its sum, which its records join or already fill. Every process on the host passes here; the
+  // sums of those nobody claims expire like those of their records.
+  if (sums_.size() >= kMaxSums && sums_.count(task.tgid) == 0) Expire(now_ns);
+  Sum& sum = sums_[task.tgid];
+  sum.main_thread_final = task;
+  sum.updated_ns = now_ns;
+}
+
+bool ExitResources::DeliverFinal(size_t slot, uint64_t start_time_ticks, const MainThreadRecord& record,
+                                 const FinalRuntime& final) {
+  if (start_time_ticks != 0) {
+    const uint64_t nanoseconds_per_tick = 1'000'000'000ULL / static_cast<uint64_t>(ClockTicksPerSecond());
+    if (final.start_boottime_nanoseconds / nanoseconds_per_tick != start_time_ticks) return false;
+  }
+  std::optional<FinalCpu> cpu = CpuAfterRecord(record, final);
+  if (!cpu) return false;
+  deliver_final_cpu_(slot, *cpu);
+  return true;
+}
+
+std::optional<FinalCpu> ExitResources::CpuAfterRecord(const MainThreadRecord& record,
+                                                      const FinalRuntime& final) {
+  if (final.exit_code != record.exit_code || final.runtime_nanoseconds < record.runtime_nanoseconds)
+    return std::nullopt;
+  const uint64_t after = final.runtime_nanoseconds - record.runtime_nanoseconds;
+  FinalCpu cpu;
+  if (after == 0) return cpu;
+  // Split like the kernel's cputime_adjust(): in the ratio of the tick-sampled times that came
+  // after the record. No tick came in most exits: the rest of an exit runs in the kernel.
+  const uint64_t user_sampled = record.user_microseconds * 1000;
+  const uint64_t system_sampled = record.system_microseconds * 1000;
+  const uint64_t user_after =
+      final.user_nanoseconds > user_sampled ? final.user_nanoseconds - user_sampled : 0;
+  const uint64_t system_after =
+      final.system_nanoseconds > system_sampled ? final.system_nanoseconds - system_sampled : 0;
+  const double seconds = static_cast<double>(after) / 1e9;
+  if (user_after + system_after == 0) {
+    cpu.system_seconds = seconds;
+  } else {
+    cpu.user_seconds =
+        seconds * static_cast<double>(user_after) / static_cast<double>(user_after + system_after);
+    cpu.system_seconds = seconds - cpu.user_seconds;
+  }
+  return cpu;
 }
 
 size_t ExitResources::Expire(int64_t now_ns) {
   const int64_t oldest = now_ns - kMaxAgeNs;
+  const int64_t oldest_awaiting = now_ns - kFinalMaxAgeNs;
+  std::erase_if(awaiting_final_,
+                [oldest_awaiting](const auto& entry) { return entry.second.delivered_ns < oldest_awaiting; });
   std::erase_if(sums_, [oldest](const auto& entry) { return entry.second.updated_ns < oldest; });
   if (sums_.size() >= kMaxSums) sums_.clear();  // a flood within kMaxAgeNs: start over
   return std::erase_if(claims_, [oldest](const auto& entry) { return entry.second.claimed_ns < oldest; });

@@ -27,6 +27,7 @@
 #include "cgroup_oom_counter.h"
 #include "config.h"
 #include "event_loop.h"
+#include "final_runtime_probe.h"
 #include "http_server.h"
 #include "kernel_log.h"
 #include "log.h"
@@ -329,8 +330,9 @@ bool AttachTaskstats(const Config& config, Tracker* tracker, KernelFeatures* fea
   return true;
 }
 
-// Step 4c: what exited processes used, from the taskstats records (read with them or not at all).
-void ReportExitResources(KernelFeatures* features) {
+// Step 4c: what exited processes used, from the taskstats records (read with them or not at all),
+// and the CPU after those records from the eBPF probe where it loads.
+void AttachExitResources(Tracker* tracker, KernelFeatures* features) {
   if (!features->exit_resources) {
     LogInfo("Exit resources off (--debug.disable-kernel-features=exit_resources)");
   } else if (!features->taskstats) {
@@ -343,6 +345,22 @@ void ReportExitResources(KernelFeatures* features) {
         "Exit resources counted from taskstats exit records: CPU, peak RSS and storage I/O of exited "
         "processes");
   }
+  std::string error = "off (--debug.disable-kernel-features=final_runtime)";
+  if (!features->exit_resources) error = "needs exit resources";
+  std::unique_ptr<FinalRuntimeProbe> probe;
+  if (features->exit_resources && features->final_runtime) probe = FinalRuntimeProbe::Open(&error);
+  features->final_runtime = probe != nullptr;
+  if (!probe) {
+    LogInfo(
+        "Final run times unavailable: pidfd_process_cpu_seconds_total stops at each exit record and misses "
+        "the end of the exit (about 0.5 ms per process, more for large address spaces)",
+        {{"err", error}});
+    return;
+  }
+  LogInfo(
+      "Final run times read by an eBPF program at sched_process_free: CPU counted as the parent's "
+      "getrusage(RUSAGE_CHILDREN) counts it, the rest once the process is reaped");
+  tracker->AttachFinalRuntimeProbe(std::move(probe));
 }
 
 // Step 4d: the sources that tell an OOM kill from a kill -9 (exporter/oom_attribution.h).
@@ -490,7 +508,8 @@ StatusSnapshot TakeStatusSnapshot(const Flags& flags, const std::string& config_
                               {"pidfs_identity", features.pidfs_identity},
                               {"oom_kernel_log", features.oom_kernel_log},
                               {"oom_cgroup_counter", features.oom_cgroup_counter},
-                              {"exit_resources", features.exit_resources}};
+                              {"exit_resources", features.exit_resources},
+                              {"final_runtime", features.final_runtime}};
   snapshot.sets = metrics.StatusSets(snapshot.now_unix_seconds);
   snapshot.zombies = tracker.Zombies();
   AttachOldestZombies(&snapshot);
@@ -616,7 +635,7 @@ int Run(int argc, char** argv) {
       !AttachTaskstats(config, tracker.get(), &features))
     return 1;
   WarnIfRecordsCannotName(features, *tracker);
-  ReportExitResources(&features);
+  AttachExitResources(tracker.get(), &features);
   AttachOomAttribution(loop.get(), &metrics, tracker.get(), &features);
   metrics.SetKernelFeatures(features);
 

@@ -150,7 +150,8 @@ constexpr FamilySpec kLifetimeFamily{"pidfd_process_lifetime_seconds",
 constexpr FamilySpec kCpuSecondsFamily{
     "pidfd_process_cpu_seconds_total",
     "CPU time of the set's processes that exited, counted at the exit, by mode "
-    "(user, system); from taskstats exit records."};
+    "(user, system); from taskstats exit records, and the rest of each exit at its reap "
+    "where the eBPF probe runs (kernel_feature final_runtime)."};
 constexpr FamilySpec kPeakRssFamily{
     "pidfd_process_peak_rss_bytes",
     "Peak resident memory (hiwater_rss) of each process of the set that exited; "
@@ -686,11 +687,20 @@ void Metrics::ExitResourcesObserved(size_t slot, double user_seconds, double sys
     set->resources = series;
   }
   SetSeries::ResourceSeries& series = *set->resources;
-  if (std::isfinite(user_seconds) && user_seconds > 0) series.cpu_user->Increment(user_seconds);
-  if (std::isfinite(system_seconds) && system_seconds > 0) series.cpu_system->Increment(system_seconds);
+  AddCpu(series, user_seconds, system_seconds);
   series.peak_rss->Observe(static_cast<double>(peak_rss_bytes));
   series.io_read->Increment(static_cast<double>(read_bytes));
   series.io_write->Increment(static_cast<double>(write_bytes));
+}
+
+void Metrics::ExitCpuAdded(size_t slot, double user_seconds, double system_seconds) {
+  SetSeries* set = Live(slot);
+  if (set && set->resources) AddCpu(*set->resources, user_seconds, system_seconds);
+}
+
+void Metrics::AddCpu(SetSeries::ResourceSeries& series, double user_seconds, double system_seconds) {
+  if (std::isfinite(user_seconds) && user_seconds > 0) series.cpu_user->Increment(user_seconds);
+  if (std::isfinite(system_seconds) && system_seconds > 0) series.cpu_system->Increment(system_seconds);
 }
 
 void Metrics::RemoveResourceSeries(SetSeries& set) {
@@ -739,7 +749,8 @@ void Metrics::SetKernelFeatures(const KernelFeatures& features) {
       {"oom_attribution", features.oom_kernel_log || features.oom_cgroup_counter},
       {"oom_kernel_log", features.oom_kernel_log},
       {"oom_cgroup_counter", features.oom_cgroup_counter},
-      {"exit_resources", features.exit_resources}};
+      {"exit_resources", features.exit_resources},
+      {"final_runtime", features.final_runtime}};
   for (const auto& [name, present] : values)
     kernel_feature_family_.Add({{"feature", name}}).Set(present ? 1 : 0);
 }

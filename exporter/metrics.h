@@ -111,6 +111,9 @@ class Metrics {
   // What an exited process used (taskstats records): written by ExitAccounting only.
   void ExitResourcesObserved(size_t slot, double user_seconds, double system_seconds, uint64_t peak_rss_bytes,
                              uint64_t read_bytes, uint64_t write_bytes);
+  // CPU of an exited process counted after its resources (exporter/final_runtime_probe.h): the
+  // set's CPU series exist already (nothing is added to a set without them).
+  void ExitCpuAdded(size_t slot, double user_seconds, double system_seconds);
   void ReapLatencyObserved(size_t slot, double seconds);
   void LifetimeObserved(size_t slot, double seconds);
   void MissedExit(size_t slot);
@@ -198,6 +201,8 @@ class Metrics {
   void WriteZombieFamilies(std::string& out) const;    // caller holds sets_mutex_
   void WriteResourceFamilies(std::string& out) const;  // caller holds sets_mutex_
   void RemoveResourceSeries(SetSeries& set);
+  // The one place the CPU series of exited processes are incremented.
+  static void AddCpu(SetSeries::ResourceSeries& series, double user_seconds, double system_seconds);
 
   std::shared_ptr<prometheus::Registry> registry_;
   // Families with series per set: not collected by prometheus-cpp at scrape (WriteSetFamilies).

@@ -176,7 +176,8 @@ bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, s
       {"exit_status", &KernelFeatures::exit_status},
       {"oom_kernel_log", &KernelFeatures::oom_kernel_log},
       {"oom_cgroup_counter", &KernelFeatures::oom_cgroup_counter},
-      {"exit_resources", &KernelFeatures::exit_resources}};
+      {"exit_resources", &KernelFeatures::exit_resources},
+      {"final_runtime", &KernelFeatures::final_runtime}};
   size_t begin = 0;
   while (begin < names.size()) {
     size_t end = names.find(',', begin);
@@ -194,7 +195,7 @@ bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, s
     if (!known) {
       *error = "unknown kernel feature \"" + name +
                "\" (known: reap_events, pidfs_identity, get_info, exit_status, oom_kernel_log, "
-               "oom_cgroup_counter, exit_resources)";
+               "oom_cgroup_counter, exit_resources, final_runtime)";
       return false;
     }
   }

@@ -43,6 +43,9 @@ struct KernelFeatures {
   bool oom_kernel_log = true;      // /dev/kmsg readable (root or CAP_SYSLOG)
   bool oom_cgroup_counter = true;  // a memory cgroup hierarchy with oom_kill counters
   bool exit_resources = true;      // taskstats records are read (needs taskstats)
+  // The eBPF probe of exporter/final_runtime_probe.h: the CPU a process used after its exit
+  // record (needs exit_resources, CAP_BPF and CAP_PERFMON, kernel BTF, Linux 5.8+).
+  bool final_runtime = true;
 };
 
 class Pidfd {
@@ -92,7 +95,7 @@ KernelFeatures ProbeKernelFeatures();
 // *features so the fallbacks of older kernels run on a new one (tests/vm/ covers them
 // on Linux 6.18 between runs on the real 6.1). `names` is a comma-separated list of
 // reap_events, pidfs_identity, get_info, exit_status, oom_kernel_log, oom_cgroup_counter,
-// exit_resources; empty clears nothing. False with
+// exit_resources, final_runtime; empty clears nothing. False with
 // *error naming the first unknown name.
 bool DisableKernelFeatures(const std::string& names, KernelFeatures* features, std::string* error);
 

@@ -25,6 +25,7 @@
 #include "exit_accounting.h"
 #include "exit_record_book.h"
 #include "exit_resources.h"
+#include "final_runtime_probe.h"
 #include "metrics.h"
 #include "oom_attribution.h"
 #include "pidfd.h"
@@ -67,6 +68,9 @@ class Tracker {
   // task as it died, so a process that exec'd and was reaped before its new name could be read
   // is still placed in its set, when every matcher looks at the name alone.
   void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
+  // Takes the loaded eBPF probe (after AttachTaskstats, with exit resources on): the CPU each
+  // process used after its exit record is counted once the kernel frees it.
+  void AttachFinalRuntimeProbe(std::unique_ptr<FinalRuntimeProbe> probe);
   // Takes the OOM attribution sources (tracker_exit_counts.cc): SIGKILL exits are then counted as
   // oom_killed when the OOM killer sent the signal.
   void AttachOomAttribution(std::unique_ptr<OomAttribution> oom) { oom_ = std::move(oom); }
@@ -247,6 +251,7 @@ class Tracker {
   // Who ended, for the OOM verdict and the resources claim.
   struct ExitIdentity {
     int pid = 0;
+    uint64_t start_time_ticks = 0;  // 0: not read
     std::string comm;
     int64_t watched_since_ns = 0;
     int64_t exit_ns = 0;
@@ -262,15 +267,24 @@ class Tracker {
   // A member joined a set: its memory cgroup, while /proc still shows it.
   void NoteMemoryCgroup(WatchedProcess& process);
   // The resources of process `pid`, counted in `slot` once its records are read.
-  void ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot);
+  void ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot,
+                          uint64_t start_time_ticks = 0);
   void OnResourcesTimer();
-  std::unique_ptr<ExitResources> exit_resources_;  // with taskstats only
+  void ArmResourcesTimer(int64_t now_ns);
+  // Reads the tasks the kernel freed since the last call into exit_resources_.
+  void DrainFinalRuntimes(int64_t now_ns);
+  std::unique_ptr<ExitResources> exit_resources_;      // with taskstats only
+  std::unique_ptr<FinalRuntimeProbe> final_runtimes_;  // with exit_resources_ only
+  uint64_t final_runtimes_dropped_ = 0;                // the probe's count when last read
   std::unique_ptr<OomAttribution> oom_;
   int resources_timer_id_ = -1;
   bool resources_timer_armed_ = false;
   // Records of a counted exit are queued already; reading them this long after the claim
   // batches the reads of a burst of exits (one system call per batch, not per exit).
   static constexpr int64_t kResourcesReadDelayNs = 10'000'000;
+  // While counted processes wait for their final run time (their parent reaps them, then RCU
+  // frees them), the ring is read this often besides at every connector read.
+  static constexpr int64_t kFinalRuntimePollNs = 100'000'000;
 
   // --- tracker_connector.cc ---
   void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);

@@ -8,6 +8,7 @@ Tracker::ExitIdentity Tracker::IdentityOf(const WatchedProcess& process, int64_t
   ExitIdentity identity;
   identity.pid = process.attributes.pid;
   identity.comm = process.attributes.comm;
+  identity.start_time_ticks = process.attributes.start_time_ticks;
   identity.watched_since_ns = process.adopted_monotonic_ns;
   identity.exit_ns = process.zombie ? process.zombie->exit.monotonic_ns : now_ns;
   if (process.zombie) identity.oom_cgroup = process.zombie->oom_cgroup;
@@ -39,7 +40,7 @@ void Tracker::NoteMemoryCgroup(WatchedProcess& process) {
 }
 
 void Tracker::CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitIdentity identity) {
-  ClaimExitResources(identity.pid, wait_status, slot);
+  ClaimExitResources(identity.pid, wait_status, slot, identity.start_time_ticks);
   if (!oom_ || !wait_status || !ExitAccounting::IsSigkill(*wait_status)) {
     accounting_.ExitCounted(slot, wait_status);
     return;
@@ -60,23 +61,43 @@ void Tracker::CountExit(size_t slot, std::optional<uint32_t> wait_status, ExitId
   });
 }
 
-void Tracker::ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot) {
+void Tracker::ClaimExitResources(int pid, std::optional<uint32_t> wait_status, size_t slot,
+                                 uint64_t start_time_ticks) {
   if (!exit_resources_) return;
-  exit_resources_->Claim(pid, wait_status, slot, MonotonicNanoseconds());
-  if (!exit_resources_->HasClaims() || resources_timer_armed_) return;
-  resources_timer_armed_ =
-      loop_->ArmTimerAt(resources_timer_id_, MonotonicNanoseconds() + kResourcesReadDelayNs);
+  const int64_t now = MonotonicNanoseconds();
+  exit_resources_->Claim(pid, wait_status, slot, now, start_time_ticks);
+  ArmResourcesTimer(now);
+}
+
+void Tracker::ArmResourcesTimer(int64_t now_ns) {
+  if (resources_timer_armed_) return;
+  if (exit_resources_->HasClaims())
+    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now_ns + kResourcesReadDelayNs);
+  else if (exit_resources_->AwaitsFinalRuntimes())
+    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now_ns + kFinalRuntimePollNs);
 }
 
 void Tracker::OnResourcesTimer() {
   resources_timer_armed_ = false;
   if (!exit_records_ || !exit_resources_) return;
-  exit_records_->Pair();  // reads the queued records: the claimed processes' are among them
   const int64_t now = MonotonicNanoseconds();
+  DrainFinalRuntimes(now);
+  exit_records_->Pair();  // reads the queued records: the claimed processes' are among them
   if (const size_t lost = exit_resources_->Expire(now))
     for (size_t claim = 0; claim < lost; ++claim) metrics_->CountError("exit_resources_lost");
-  if (exit_resources_->HasClaims())
-    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now + kResourcesReadDelayNs);
+  if (final_runtimes_) {
+    // A full ring lost records: those processes keep the run time of their exit record.
+    const uint64_t dropped = final_runtimes_->Dropped();
+    for (; final_runtimes_dropped_ < dropped; ++final_runtimes_dropped_)
+      metrics_->CountError("final_runtime_dropped");
+  }
+  ArmResourcesTimer(now);
+}
+
+void Tracker::DrainFinalRuntimes(int64_t now_ns) {
+  if (!final_runtimes_) return;
+  final_runtimes_->Drain(
+      [this, now_ns](const FinalRuntime& task) { exit_resources_->FinalRuntimeRead(task, now_ns); });
 }
 
 }  // namespace pidfd_exporter

@@ -29,6 +29,9 @@ group_build() {
   echo zlib1g-dev libcrypt-dev
   # TLS: OpenSSL 3 headers for the CivetWeb shim (exporter/tls_shim/)
   echo libssl-dev
+  # the eBPF program of exporter/final_runtime_probe.h: clang compiles it for the bpf target,
+  # libbpf loads it (cmake/bpf_program.cmake)
+  echo clang libbpf-dev
 }
 group_unit() {
   group_build

@@ -8,6 +8,9 @@
 //   children=N children_cpu_seconds=S sum_maxrss_bytes=B min_maxrss_bytes=A max_maxrss_bytes=Z
 //   self_cpu_seconds=C (the children's own last getrusage, summed)
 // and on a second line "maxrss_bytes=" with every child's ru_maxrss, comma-separated.
+// With BURN=blind in the environment the children burn a number of loop iterations the parent
+// calibrated for CPU_MS, and read neither their clock nor getrusage() (their reports are 0): like
+// most programs, they never ask the kernel to bring their run time up to date before exiting.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +29,31 @@ struct Report {
 
 static double Seconds(struct timeval time) { return time.tv_sec + time.tv_usec / 1e6; }
 
+static unsigned long blind_spins;  // BURN=blind: iterations for CPU_MS, 0 otherwise
+
+static double CpuSeconds(void) {
+  struct timespec used;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+  return used.tv_sec + used.tv_nsec / 1e9;
+}
+
+static void Spin(unsigned long spins) {
+  volatile unsigned long sink = 0;
+  for (unsigned long spin = 0; spin < spins; ++spin) sink += spin;
+}
+
 static void Child(const char* comm, long cpu_ms, long touch_mib, int report_fd) {
   prctl(PR_SET_NAME, comm, 0, 0, 0);
   size_t bytes = (size_t)touch_mib << 20;
   char* memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) _exit(2);
   for (size_t offset = 0; offset < bytes; offset += 4096) memory[offset] = (char)offset;
+  if (blind_spins > 0) {
+    Spin(blind_spins);
+    struct Report nothing = {0, 0};
+    if (write(report_fd, &nothing, sizeof nothing) != sizeof nothing) _exit(3);
+    _exit(0);
+  }
   volatile unsigned long sink = 0;
   struct timespec used;
   do {
@@ -55,6 +77,13 @@ int main(int argc, char** argv) {
   const long count = atol(argv[1]), cpu_ms = atol(argv[2]), touch_mib = atol(argv[3]);
   const long concurrency = atol(argv[4]);
   const char* comm = argc > 5 ? argv[5] : "resburn";
+  const char* burn = getenv("BURN");
+  if (burn && strcmp(burn, "blind") == 0) {
+    const unsigned long calibration = 50000000;
+    const double before = CpuSeconds();
+    Spin(calibration);
+    blind_spins = (unsigned long)(calibration * (cpu_ms / 1000.0) / (CpuSeconds() - before));
+  }
   int reports[2];
   if (pipe(reports) != 0) return 1;
   long started = 0, alive = 0, failed = 0;

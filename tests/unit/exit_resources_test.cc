@@ -100,5 +100,140 @@ TEST_F(ExitResourcesTest, OldClaimsAndSumsExpire) {
   EXPECT_FALSE(resources_.HasClaims());
 }
 
+// --- Final run times (exporter/final_runtime_probe.h) ---
+
+FinalRuntime Freed(int pid, int tgid, uint64_t runtime_ns, uint64_t user_ns, uint64_t system_ns,
+                   uint32_t exit_code = 0x9, uint64_t start_boottime_ns = 0) {
+  return FinalRuntime{pid, tgid, runtime_ns, user_ns, system_ns, start_boottime_ns, exit_code};
+}
+
+class FinalRuntimeTest : public ExitResourcesTest {
+ protected:
+  FinalRuntimeTest() {
+    resources_.ExpectFinalRuntimes([this](size_t slot, const FinalCpu& cpu) {
+      final_.push_back({slot, cpu});
+    });
+  }
+  struct DeliveredCpu {
+    size_t slot;
+    FinalCpu cpu;
+  };
+  std::vector<DeliveredCpu> final_;
+};
+
+TEST_F(FinalRuntimeTest, RestOfTheExitComesWhenTheMainThreadIsFreed) {
+  resources_.RecordRead(Record(100, 100, true, 16000, 4000, 20'000'000, 4096), 1);
+  resources_.Claim(100, 0x9, 5, 2);
+  ASSERT_EQ(delivered_.size(), 1u);
+  EXPECT_TRUE(final_.empty());
+  EXPECT_TRUE(resources_.AwaitsFinalRuntimes());
+  // 0.6 ms more, and one more system tick (4 ms) came after the record: all of it is system time.
+  resources_.FinalRuntimeRead(Freed(100, 100, 20'600'000, 16'000'000, 8'000'000), 3);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_EQ(final_[0].slot, 5u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.user_seconds, 0);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0006);
+  EXPECT_FALSE(resources_.AwaitsFinalRuntimes());
+}
+
+TEST_F(FinalRuntimeTest, NoTickAfterTheRecordCountsAsSystemTime) {
+  resources_.RecordRead(Record(110, 110, true, 16000, 4000, 20'000'000, 1), 1);
+  resources_.Claim(110, 0x9, 1, 2);
+  resources_.FinalRuntimeRead(Freed(110, 110, 20'500'000, 16'000'000, 4'000'000), 3);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.user_seconds, 0);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0005);
+}
+
+TEST_F(FinalRuntimeTest, TicksAfterTheRecordSplitTheRest) {
+  resources_.RecordRead(Record(120, 120, true, 0, 0, 1'000'000, 1), 1);
+  resources_.Claim(120, 0x9, 1, 2);
+  // 3 ms more; a user tick and a system tick came after the record (2 ms each): half and half.
+  resources_.FinalRuntimeRead(Freed(120, 120, 4'000'000, 2'000'000, 2'000'000), 3);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.user_seconds, 0.0015);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0015);
+}
+
+TEST_F(FinalRuntimeTest, FreedBeforeTheClaimIsKeptForIt) {
+  // The exporter read the free before the exit event (a busy loop): the claim finds both.
+  resources_.FinalRuntimeRead(Freed(130, 130, 2'500'000, 0, 0), 1);
+  resources_.RecordRead(Record(130, 130, true, 2000, 0, 2'000'000, 1), 2);
+  EXPECT_TRUE(final_.empty());
+  resources_.Claim(130, 0x9, 2, 3);
+  ASSERT_EQ(delivered_.size(), 1u);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0005);
+  EXPECT_FALSE(resources_.AwaitsFinalRuntimes());
+}
+
+TEST_F(FinalRuntimeTest, FreedBeforeItsRecordsAreReadIsKeptForTheClaim) {
+  resources_.Claim(140, 0x9, 2, 1);
+  resources_.FinalRuntimeRead(Freed(140, 140, 3'000'000, 0, 0), 2);
+  resources_.RecordRead(Record(140, 140, true, 2000, 0, 2'000'000, 1), 3);
+  ASSERT_EQ(delivered_.size(), 1u);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.001);
+}
+
+TEST_F(FinalRuntimeTest, OnlyTheMainThreadCounts) {
+  resources_.RecordRead(Record(151, 150, false, 1000, 0, 1'000'000, 1), 1);
+  resources_.RecordRead(Record(150, 150, true, 1000, 0, 1'000'000, 1), 2);
+  resources_.Claim(150, 0x9, 1, 3);
+  resources_.FinalRuntimeRead(Freed(151, 150, 9'000'000, 0, 0), 4);  // a thread: not followed
+  EXPECT_TRUE(final_.empty());
+  resources_.FinalRuntimeRead(Freed(150, 150, 1'200'000, 0, 0), 5);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0002);
+}
+
+TEST_F(FinalRuntimeTest, EarlierProcessWithThePidIsRejected) {
+  // The PID's earlier holder is freed only after the new one exited and was counted: its exit
+  // status, its start or its smaller run time tells it apart.
+  resources_.RecordRead(Record(160, 160, true, 50000, 0, 50'000'000, 1), 1);
+  resources_.Claim(160, 0x9, 1, 2, /*start_time_ticks=*/500);
+  resources_.FinalRuntimeRead(Freed(160, 160, 60'000'000, 0, 0, 0x700), 3);  // other status
+  resources_.FinalRuntimeRead(Freed(160, 160, 10'000'000, 0, 0), 4);         // ran less
+  EXPECT_TRUE(final_.empty());
+  // Started at tick 499 (5.0 s at 100 Hz is tick 500).
+  resources_.RecordRead(Record(161, 161, true, 1000, 0, 1'000'000, 1), 5);
+  resources_.Claim(161, 0x9, 1, 6, 500);
+  resources_.FinalRuntimeRead(Freed(161, 161, 2'000'000, 0, 0, 0x9, 4'990'000'000), 7);
+  EXPECT_TRUE(final_.empty());
+  resources_.FinalRuntimeRead(Freed(161, 161, 2'000'000, 0, 0, 0x9, 5'000'000'000), 8);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.001);
+}
+
+TEST_F(FinalRuntimeTest, EarlierHolderFreedBeforeTheClaimIsNotTaken) {
+  resources_.FinalRuntimeRead(Freed(165, 165, 80'000'000, 0, 0, 0x9, 1'000'000'000), 1);  // tick 100
+  resources_.RecordRead(Record(165, 165, true, 1000, 0, 1'000'000, 1), 2);
+  resources_.Claim(165, 0x9, 1, 3, /*start_time_ticks=*/300);
+  EXPECT_TRUE(final_.empty());
+  EXPECT_TRUE(resources_.AwaitsFinalRuntimes());
+  resources_.FinalRuntimeRead(Freed(165, 165, 1'100'000, 0, 0, 0x9, 3'000'000'000), 4);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0001);
+}
+
+TEST_F(FinalRuntimeTest, UnreapedZombieStopsWaitingAfterAMinute) {
+  resources_.RecordRead(Record(170, 170, true, 1000, 0, 1'000'000, 1), 0);
+  resources_.Claim(170, 0x9, 1, 0);
+  resources_.Expire(ExitResources::kFinalMaxAgeNs - 1);
+  EXPECT_TRUE(resources_.AwaitsFinalRuntimes());
+  resources_.Expire(ExitResources::kFinalMaxAgeNs + 1);
+  EXPECT_FALSE(resources_.AwaitsFinalRuntimes());
+  resources_.FinalRuntimeRead(Freed(170, 170, 2'000'000, 0, 0), ExitResources::kFinalMaxAgeNs + 2);
+  EXPECT_TRUE(final_.empty());
+}
+
+TEST_F(ExitResourcesTest, WithoutTheProbeNothingWaits) {
+  resources_.RecordRead(Record(180, 180, true, 1000, 0, 1'000'000, 1), 1);
+  resources_.Claim(180, 0x9, 1, 2);
+  EXPECT_FALSE(resources_.AwaitsFinalRuntimes());
+  resources_.FinalRuntimeRead(Freed(180, 180, 2'000'000, 0, 0), 3);  // ignored
+  EXPECT_EQ(resources_.SumsHeld(), 0u);
+}
+
 }  // namespace
 }  // namespace pidfd_exporter
