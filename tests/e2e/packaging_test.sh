@@ -179,12 +179,15 @@ check "unit: capabilities, hardening, AF_NETLINK, LimitNOFILE, reload by SIGHUP,
 ########################## 3. Dockerfile ##########################
 echo "--- Dockerfile (at ${SECONDS} s)"
 DOCKERFILE="$SRC/Dockerfile"
-# packages_cover_ldd BINARY PACKAGES: every shared library BINARY links (ldd), other than
-# the project's own (TLS shims) and those of every Debian system, is owned by a package
-# named in PACKAGES (a word in that text).
+# packages_cover_ldd BINARY PACKAGES: every shared library BINARY names itself (its NEEDED
+# entries, resolved by ldd), other than the project's own (TLS shims) and those of every
+# Debian system, is owned by a package named in PACKAGES (a word in that text). Libraries
+# those load in turn (libbpf's libelf) come with their own packages' Depends.
 packages_cover_ldd() {
-  local binary=$1 packages=$2 lib path package needed="" ok=0
+  local binary=$1 packages=$2 lib path package needed="" ok=0 named
+  named=" $(readelf -d "$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ') "
   while read -r lib path; do
+    case "$named" in *" $lib "*) ;; *) continue ;; esac
     case "$path" in "$BUILD"/* | */pidfd_exporter/lib*.so) continue ;; esac  # the TLS shims
     package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
     [ -n "$package" ] || package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1)

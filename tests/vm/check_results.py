@@ -13,6 +13,9 @@ Assertions (tests/vm/README.md):
     true mean to); burst: 200 observations, mean no longer than the burst took
   - PID reuse: every round reused the PID, reuse_a has exactly 40 exits with code 0 and
     reuse_b exactly 40 with code 7
+  - CPU per hold set: with the eBPF probe (final_runtime) what the parents' wait4() counted, to
+    5 us per child (at most 1 ms more per child where the parent reaps at once: wait4() then
+    misses the end of the exit); without it, less
   - kernel features as expected; no missed or unattributed exits
 """
 import re
@@ -32,6 +35,9 @@ EXPECTED_EXITS = {
     "linger": {("killed", "SIGKILL"): 4},
 }
 MILLISECOND = 1e-3
+CPU_ROUNDING_PER_CHILD = 5e-6
+# The end of an exit after the parent is notified: ~300 us under QEMU's emulation, ~10 us native.
+EXIT_TAIL_PER_CHILD = 1e-3
 
 
 class Checker:
@@ -181,6 +187,41 @@ def check_reuse(checker, truths, final):
                   f"exits counted with a wrong code or set: {misattributed}")
 
 
+def check_exit_cpu(checker, truths, final, features):
+    """The CPU of each hold set's children against what wait4() gave their parent."""
+    probe = value(final, "pidfd_exporter_kernel_feature", feature="final_runtime") == 1
+    for set_name in ["hold0", "hold20", "hold300"]:
+        truth = truths.get(set_name)
+        if truth is None or "cpu_us" not in truth:
+            checker.check(f"workload measured the CPU of {set_name}", False, f"{truth}")
+            continue
+        count = int(truth["count"])
+        parent = int(truth["cpu_us"]) / 1e6
+        exporter = sum(value(final, "pidfd_process_cpu_seconds_total", set=set_name, mode=mode) or 0
+                       for mode in ("user", "system"))
+        error = exporter - parent
+        detail = (f"exporter {exporter * 1e3:.3f} ms, parents' wait4() {parent * 1e3:.3f} ms, "
+                  f"{error * 1e6 / count:+.1f} us per child ({count})")
+        if probe and int(truth["hold_ms"]) > 0:
+            # The child was done when its parent reaped it: wait4() read its final run time,
+            # rounded down to 1 us per mode.
+            allowed = count * CPU_ROUNDING_PER_CHILD
+            checker.check(f"CPU of {set_name} is what wait4() counted (final_runtime)", abs(error) <= allowed,
+                          detail + f", allowed +-{allowed * 1e6 / count:.0f} us per child")
+        elif probe:
+            # Reaped at once: wait4() can run while the child still executes the last of its
+            # exit (after it notified its parent, before its final switch), and misses that part;
+            # the probe reads the run time once the task is freed. Never less than wait4()'s.
+            allowed = count * EXIT_TAIL_PER_CHILD
+            checker.check(f"CPU of {set_name} at least what wait4() counted, and the end of each exit "
+                          f"(final_runtime)", -count * CPU_ROUNDING_PER_CHILD <= error <= allowed,
+                          detail + f", allowed 0 to {allowed * 1e6 / count:.0f} us per child")
+        else:
+            # The records stop before the address space is torn down: short, never over.
+            checker.check(f"CPU of {set_name} short of wait4()'s (exit records alone)", 0 < -error < parent,
+                          detail)
+
+
 def check_health(checker, final, features):
     for feature, expected in features.items():
         got = value(final, "pidfd_exporter_kernel_feature", feature=feature)
@@ -228,6 +269,7 @@ def main():
         check_zombies(checker, zombies, final)
         check_reap_latency(checker, truths, final)
         check_reuse(checker, truths, final)
+        check_exit_cpu(checker, truths, final, features)
         check_health(checker, final, features)
     print(f"{checker.passed} passed, {checker.failed} failed")
     return 0 if checker.failed == 0 else 1

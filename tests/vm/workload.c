@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -125,7 +126,7 @@ static int64_t Reap(pid_t pid, int* status) {
 // wake-up (waitid returned: after the exit) to the start of waitpid (before the reap), and
 // from the child's last stamp (before the exit) to the end of waitpid (after the reap).
 static void HoldSet(const char* bindir, const char* set, int n, int hold_ms) {
-  int64_t sum = 0, low = 0, high = 0, min = INT64_MAX, max = 0;
+  int64_t sum = 0, low = 0, high = 0, min = INT64_MAX, max = 0, cpu_us = 0;
   int wrong_status = 0;
   int stamps[2];
   if (pipe(stamps) != 0) Die("pipe");
@@ -136,11 +137,15 @@ static void HoldSet(const char* bindir, const char* set, int n, int hold_ms) {
     if (read(stamps[0], &child_exiting, sizeof child_exiting) != sizeof child_exiting) Die("read stamp");
     if (hold_ms > 0) SleepUntil(exited + (int64_t)hold_ms * 1000000);
     int status = 0;
+    struct rusage usage;
     const int64_t before = Now();
-    while (waitpid(pid, &status, 0) != pid) {
-      if (errno != EINTR) Die("waitpid");
+    // wait4: the CPU the kernel adds to this parent's RUSAGE_CHILDREN for the child.
+    while (wait4(pid, &status, 0, &usage) != pid) {
+      if (errno != EINTR) Die("wait4");
     }
     const int64_t after = Now();
+    cpu_us += usage.ru_utime.tv_sec * 1000000LL + usage.ru_utime.tv_usec + usage.ru_stime.tv_sec * 1000000LL +
+              usage.ru_stime.tv_usec;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 3) ++wrong_status;
     const int64_t held = before + (after - before) / 2 - exited;
     sum += held;
@@ -153,9 +158,9 @@ static void HoldSet(const char* bindir, const char* set, int n, int hold_ms) {
   close(stamps[1]);
   printf(
       "TRUTH set=%s kind=hold hold_ms=%d count=%d sum_ns=%lld low_sum_ns=%lld high_sum_ns=%lld min_ns=%lld "
-      "max_ns=%lld wrong_status=%d\n",
+      "max_ns=%lld wrong_status=%d cpu_us=%lld\n",
       set, hold_ms, n, (long long)sum, (long long)low, (long long)high, (long long)min, (long long)max,
-      wrong_status);
+      wrong_status, (long long)cpu_us);
   fflush(stdout);
 }
 
