@@ -283,8 +283,9 @@ class Tracker {
   // batches the reads of a burst of exits (one system call per batch, not per exit).
   static constexpr int64_t kResourcesReadDelayNs = 10'000'000;
   // While counted processes wait for their final run time (their parent reaps them, then RCU
-  // frees them), the ring is read this often besides at every connector read.
-  static constexpr int64_t kFinalRuntimePollNs = 100'000'000;
+  // frees them), the ring is read this often besides at every connector read: a zombie left
+  // for a minute costs 60 wake-ups, and its CPU is counted at most a second after its reap.
+  static constexpr int64_t kFinalRuntimePollNs = 1'000'000'000;
 
   // --- tracker_connector.cc ---
   void OnConnectorEvent(const ProcEvent& event, const TaskExitRecord* record);

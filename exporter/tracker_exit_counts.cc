@@ -82,7 +82,8 @@ void Tracker::OnResourcesTimer() {
   if (!exit_records_ || !exit_resources_) return;
   const int64_t now = MonotonicNanoseconds();
   DrainFinalRuntimes(now);
-  exit_records_->Pair();  // reads the queued records: the claimed processes' are among them
+  // Reads the queued records: the claimed processes' are among them.
+  if (exit_resources_->HasClaims()) exit_records_->Pair();
   if (const size_t lost = exit_resources_->Expire(now))
     for (size_t claim = 0; claim < lost; ++claim) metrics_->CountError("exit_resources_lost");
   if (final_runtimes_) {

@@ -13,7 +13,7 @@ keep=0
 trap '[ $keep = 1 ] && echo "work dir kept: $work" || rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
 cp "$build_dir/tests/vm_workload" "$work/bin/workload"
-for set_name in hold0 hold20 hold300 reuse_a reuse_b burst linger; do ln -s workload "$work/bin/$set_name"; done
+for set_name in hold0 hold20 hold300 reuse_a reuse_b burst linger oom_hog oom_sib; do ln -s workload "$work/bin/$set_name"; done
 
 total_passed=0 total_failed=0
 run() {

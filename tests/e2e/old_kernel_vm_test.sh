@@ -4,7 +4,9 @@
 # (tests/vm/README.md); the workload's parents measure exits and reaps on their own clock and
 # tests/vm/check_results.py compares the exporter's scrape with them: exact exit counts and
 # codes, zombies and their parents, reap latency within max(1 ms, 2 %) for holds of 0, 20 and
-# 300 ms, forced PID reuse across two sets, connector and taskstats in use.
+# 300 ms, forced PID reuse across two sets, connector and taskstats in use, the CPU of exited
+# processes against wait4() (the eBPF probe), and a real OOM kill on cgroup v2 told from a
+# kill -9 by the memory cgroup counter alone and with the kernel log.
 # 35 s on an idle 2-core machine, up to ~2 minutes when the host is busy.
 #   old_kernel_vm_test.sh EXPORTER SOURCE_DIR
 set -uo pipefail
@@ -44,7 +46,7 @@ echo "# QEMU ran $((SECONDS - started)) s (exit $?)"
 # The 6.1 kernel has none of the 6.9+ features; the connector, taskstats and the eBPF probe (BTF,
 # ring buffers) work there.
 python3 "$source_dir/tests/vm/check_results.py" "$work/console.txt" \
-  --features reap_events=0,pidfs_identity=0,get_info=0,exit_status=0,proc_connector=1,taskstats=1,final_runtime=1
+  --features reap_events=0,pidfs_identity=0,get_info=0,exit_status=0,proc_connector=1,taskstats=1,final_runtime=1 --oom
 status=$?
 if [ $status != 0 ]; then
   keep=1

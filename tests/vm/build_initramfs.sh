@@ -23,7 +23,7 @@ ldd "$exporter" | grep -oE '/[^ ]+' | while read -r library; do
   cp -L "$library" "$root$library"
 done
 cp "$workload" "$root/vm/bin/workload"
-for set_name in hold0 hold20 hold300 reuse_a reuse_b burst linger; do
+for set_name in hold0 hold20 hold300 reuse_a reuse_b burst linger oom_hog oom_sib; do
   ln -s workload "$root/vm/bin/$set_name"
 done
 cp "$here/run_workload.sh" "$here/config.yml" "$root/vm/"

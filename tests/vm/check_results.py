@@ -3,7 +3,7 @@
 against the workload's own measurements. Every assertion prints one line, "ok" or "FAIL"
 with the numbers; the last line is "N passed, M failed"; exit status 1 on any failure.
 
-  check_results.py OUTPUT_FILE --features reap_events=0,pidfs_identity=0,...
+  check_results.py OUTPUT_FILE --features reap_events=0,pidfs_identity=0,... [--oom]
 
 Assertions (tests/vm/README.md):
   - exits: exact counts per set, reason and code, and no other series in those sets
@@ -17,6 +17,9 @@ Assertions (tests/vm/README.md):
     5 us per child (at most 1 ms more per child where the parent reaps at once: wait4() then
     misses the end of the exit); without it, less
   - kernel features as expected; no missed or unattributed exits
+  - with --oom (the VM: cgroup v2 with the memory controller): the OOM kill in set oom counted
+    as oom_killed and the kill -9 beside it as killed, by the exporter with both sources and by
+    the one with the cgroup counter alone
 """
 import re
 import sys
@@ -222,6 +225,24 @@ def check_exit_cpu(checker, truths, final, features):
                           detail)
 
 
+def check_oom(checker, truths, scrapes):
+    truth = truths.get("oom")
+    if not checker.check("workload made an OOM kill and a kill -9 in set oom",
+                         truth is not None and truth["hog_sigkill"] == "1" and truth["sibling_sigkill"] == "1",
+                         f"{truth}"):
+        return
+    for scrape_name, kernel_log in (("oom_both", 1), ("oom_counter", 0)):
+        scrape = scrapes.get(scrape_name, {})
+        sources = {feature: value(scrape, "pidfd_exporter_kernel_feature", feature=feature)
+                   for feature in ("oom_kernel_log", "oom_cgroup_counter")}
+        checker.check(f"{scrape_name}: sources kernel_log={kernel_log}, cgroup_counter=1 (cgroup v2)",
+                      sources == {"oom_kernel_log": kernel_log, "oom_cgroup_counter": 1}, f"{sources}")
+        exits = {dict(labels).get("reason"): sample for (name, labels), sample in scrape.items()
+                 if name == "pidfd_process_exits_total" and dict(labels).get("set") == "oom" and sample}
+        checker.check(f"{scrape_name}: the OOM kill is oom_killed, the kill -9 killed",
+                      exits == {"oom_killed": 1.0, "killed": 1.0}, f"exits of set oom by reason: {exits}")
+
+
 def check_health(checker, final, features):
     for feature, expected in features.items():
         got = value(final, "pidfd_exporter_kernel_feature", feature=feature)
@@ -271,6 +292,8 @@ def main():
         check_reuse(checker, truths, final)
         check_exit_cpu(checker, truths, final, features)
         check_health(checker, final, features)
+    if "--oom" in sys.argv[4:]:
+        check_oom(checker, truths, scrapes)
     print(f"{checker.passed} passed, {checker.failed} failed")
     return 0 if checker.failed == 0 else 1
 

@@ -13,12 +13,19 @@ URL=http://127.0.0.1:$PORT
 mkdir -p "$WORK"
 EXPECTED_EXITS=329  # 20 + 20 + 5 hold, 40 + 40 reuse, 200 burst, 4 linger
 
-fetch() {
+fetch() { fetch_at "$PORT" "$1"; }
+# fetch_at PORT PATH
+fetch_at() {
   # (busybox 1.35's wget -T crashes: bound it with timeout instead)
-  if command -v curl >/dev/null 2>&1; then curl -s -m 10 "$URL$1"; else timeout 10 wget -q -O - "$URL$1"; fi
+  if command -v curl >/dev/null 2>&1; then
+    curl -s -m 10 "http://127.0.0.1:$1$2"
+  else
+    timeout 10 wget -q -O - "http://127.0.0.1:$1$2"
+  fi
 }
 # value 'name{labels}': the sample's value, empty when absent
-value() { fetch /metrics | grep -F "$1 " | head -1 | cut -d' ' -f2; }
+value() { value_at "$PORT" "$1"; }
+value_at() { fetch_at "$1" /metrics | grep -F "$2 " | head -1 | cut -d' ' -f2; }
 # wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds
 wait_for() {
   what=$1 limit=$2
@@ -42,7 +49,8 @@ line_in() { grep -q "$2" "$1" 2>/dev/null; }
 "$EXPORTER" --config.file="$CONFIG" --web.listen-address=127.0.0.1:$PORT "$@" >"$WORK/exporter.log" 2>&1 &
 EXPORTER_PID=$!
 status=0
-ready() { fetch /-/ready 2>/dev/null | grep -q '^Ready'; }
+ready() { ready_at "$PORT"; }
+ready_at() { fetch_at "$1" /-/ready 2>/dev/null | grep -q '^Ready'; }
 wait_for "the exporter to be ready" 60 ready || status=1
 
 if [ $status = 0 ]; then
@@ -71,14 +79,51 @@ if [ $status = 0 ]; then
   wait_for "all $EXPECTED_EXITS exits counted" 60 all_exits_counted
   fetch /metrics >"$WORK/scrape_final.txt"
 fi
+
+# The OOM phase, where OOM_CGROUP names a memory cgroup (tests/vm/init: cgroup v2): an OOM kill
+# and a kill -9 in set "oom", seen by this exporter (kernel log and cgroup counter) and by a
+# second one that reads the cgroup counter alone.
+COUNTER_PORT=$((PORT + 1))
+both_value() { [ "$(value_at "$PORT" "$1")" = "$2" ] && [ "$(value_at "$COUNTER_PORT" "$1")" = "$2" ]; }
+if [ $status = 0 ] && [ -n "${OOM_CGROUP:-}" ]; then
+  "$EXPORTER" --config.file="$CONFIG" --web.listen-address=127.0.0.1:$COUNTER_PORT \
+    --debug.disable-kernel-features=oom_kernel_log "$@" >"$WORK/exporter_counter.log" 2>&1 &
+  COUNTER_PID=$!
+  wait_for "the counter-only exporter to be ready" 60 ready_at $COUNTER_PORT
+  "$BINDIR/workload" oom "$BINDIR" "$OOM_CGROUP" >"$WORK/oom.out" 2>&1 &
+  oom=$!
+  # Any step that times out ends the phase: the workload and its children are killed (the
+  # checker then finds no TRUTH line for set oom), never waited for.
+  if wait_for "OOM children started" 30 line_in "$WORK/oom.out" "OOM started" &&
+    wait_for "both OOM children watched by both" 30 both_value 'pidfd_processes{set="oom"}' 2 &&
+    kill -USR1 $oom &&
+    wait_for "the OOM victim reaped" 60 line_in "$WORK/oom.out" "OOM victim reaped" &&
+    wait_for "the OOM kill counted by both" 30 \
+      both_value 'pidfd_process_exits_total{code="SIGKILL",reason="oom_killed",set="oom"}' 1 &&
+    kill -USR1 $oom; then
+    wait $oom
+    wait_for "the kill -9 counted by both" 30 \
+      both_value 'pidfd_process_exits_total{code="SIGKILL",reason="killed",set="oom"}' 1
+  else
+    pkill -KILL -f oom_hog
+    pkill -KILL -f oom_sib
+    kill -KILL $oom 2>/dev/null
+    wait $oom 2>/dev/null
+  fi
+  fetch_at $PORT /metrics >"$WORK/scrape_oom_both.txt"
+  fetch_at $COUNTER_PORT /metrics >"$WORK/scrape_oom_counter.txt"
+  kill -TERM $COUNTER_PID 2>/dev/null
+  wait $COUNTER_PID 2>/dev/null
+fi
 kill -TERM $EXPORTER_PID 2>/dev/null
 wait $EXPORTER_PID 2>/dev/null
 
 echo "==== RESULTS BEGIN ===="
 echo "KERNEL $(uname -r)"
 echo "LOADAVG $(cat /proc/loadavg)"
-cat "$WORK"/holds.out "$WORK"/reuse.out "$WORK"/burst.out "$WORK"/linger.out 2>/dev/null
-for name in zombies final; do
+cat "$WORK"/holds.out "$WORK"/reuse.out "$WORK"/burst.out "$WORK"/linger.out "$WORK"/oom.out 2>/dev/null
+for name in zombies final oom_both oom_counter; do
+  [ -f "$WORK/scrape_$name.txt" ] || continue
   echo "==== SCRAPE $name BEGIN ===="
   # Buckets only where checked: the reaps within 1 s (a short console, a quick serial port).
   grep -E '^pidfd_' "$WORK/scrape_$name.txt" 2>/dev/null | grep -v '_bucket{'

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,6 +60,17 @@ static int RunChild(int argc, char** argv) {
     }
   } else if (strcmp(argv[2], "forever") == 0) {
     for (;;) pause();
+  } else if (strcmp(argv[2], "hog") == 0) {
+    // The OOM phase's victim: told to go by EOF on fd 3, it touches 256 MiB, 8 times its
+    // cgroup's memory.max; the OOM killer ends it before the exit below. (1 GiB would not be
+    // mapped at all: the VM has 1 GiB and no swap, and the kernel refuses such an overcommit.)
+    char byte;
+    while (read(3, &byte, 1) > 0 || errno == EINTR) {
+    }
+    const size_t bytes = (size_t)256 << 20;
+    char* memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) _exit(125);
+    for (size_t offset = 0; offset < bytes; offset += 4096) ((volatile char*)memory)[offset] = 1;
   } else {
     SleepUntil(Now() + (int64_t)atoi(argv[2]) * 1000000);
   }
@@ -296,10 +308,62 @@ static int Linger(const char* bindir, int n) {
   return 0;
 }
 
+// A child of set "oom" in memory cgroup `cgroup` (it joins before it execs BINDIR/name), with
+// `fd3` (or nothing) as its fd 3.
+static pid_t SpawnInCgroup(const char* bindir, const char* name, const char* arg, const char* cgroup, int fd3) {
+  const pid_t pid = fork();
+  if (pid < 0) Die("fork");
+  if (pid == 0) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
+    const int procs = open(path, O_WRONLY | O_CLOEXEC);
+    if (procs < 0 || write(procs, "0", 1) != 1) _exit(124);
+    if (fd3 >= 0 && dup2(fd3, 3) < 0) _exit(126);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    snprintf(path, sizeof path, "%s/%s", bindir, name);
+    execl(path, name, "child", arg, "0", (char*)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+// The OOM phase (tests/vm/init mounts cgroup v2 with the memory controller; `cgroup` has a
+// small memory.max): oom_hog and oom_sib join the cgroup; on the first SIGUSR1 oom_hog
+// allocates until the OOM killer ends it, and is reaped; on the second, oom_sib gets a kill -9
+// in the same set and cgroup, and is reaped.
+static int Oom(const char* bindir, const char* cgroup) {
+  int go[2];
+  // Close-on-exec: the sibling must not keep the write end, or the hog never sees its EOF.
+  if (pipe2(go, O_CLOEXEC) != 0) Die("pipe");
+  const pid_t hog = SpawnInCgroup(bindir, "oom_hog", "hog", cgroup, go[0]);
+  const pid_t sibling = SpawnInCgroup(bindir, "oom_sib", "forever", cgroup, -1);
+  close(go[0]);
+  printf("OOM started\n");
+  fflush(stdout);
+  WaitForSigusr1();
+  close(go[1]);
+  int hog_status = 0, sibling_status = 0;
+  WaitExited(hog);
+  Reap(hog, &hog_status);
+  printf("OOM victim reaped\n");
+  fflush(stdout);
+  WaitForSigusr1();
+  kill(sibling, SIGKILL);
+  WaitExited(sibling);
+  Reap(sibling, &sibling_status);
+  printf("TRUTH set=oom kind=oom hog_sigkill=%d sibling_sigkill=%d\n",
+         WIFSIGNALED(hog_status) && WTERMSIG(hog_status) == SIGKILL,
+         WIFSIGNALED(sibling_status) && WTERMSIG(sibling_status) == SIGKILL);
+  fflush(stdout);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && strcmp(argv[1], "child") == 0) return RunChild(argc, argv);
   if (argc < 3) {
-    fprintf(stderr, "usage: workload holds|reuse|burst|linger BINDIR [N]\n");
+    fprintf(stderr, "usage: workload holds|reuse|burst|linger BINDIR [N] | oom BINDIR CGROUP\n");
     return 2;
   }
   // SIGUSR1 is taken by sigwait only; blocked before any child exists.
@@ -312,6 +376,7 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "reuse") == 0) return Reuse(argv[2], n);
   if (strcmp(argv[1], "burst") == 0) return Burst(argv[2], n);
   if (strcmp(argv[1], "linger") == 0) return Linger(argv[2], n);
+  if (strcmp(argv[1], "oom") == 0 && argc >= 4) return Oom(argv[2], argv[3]);
   fprintf(stderr, "unknown command %s\n", argv[1]);
   return 2;
 }
