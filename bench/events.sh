@@ -13,7 +13,9 @@
 # pidfd_exporter_unattributed_exits_total / forks.
 # Variant "auto_no_exit_resources" is "auto" with the issue-13 additions off
 # (--debug.disable-kernel-features=exit_resources,oom_kernel_log,oom_cgroup_counter): the cost
-# of the exit resources and OOM attribution, side by side in the same rounds.
+# of the exit resources and OOM attribution, side by side in the same rounds. Variant
+# "auto_no_final_runtime" is "auto" without the eBPF probe (--debug.disable-kernel-features=
+# final_runtime): its cost in the exporter and, in the storm's rate, in the kernel.
 # Usage: [MODE=vfork|fork|exec] bench/events.sh [--quick]   (quick: 1 round of 3 s)
 source "$(dirname "$0")/lib.sh"
 ensure_build
@@ -55,7 +57,7 @@ printf '  taskstats: off\n' | cat "$WORK/auto.yml" - >"$WORK/auto_no_records.yml
 RESULTS="$WORK/events.txt"
 : >"$RESULTS"
 for ((round = 1; round <= ROUNDS; round++)); do
-  for variant in alone auto auto_no_exit_resources auto_no_records off; do
+  for variant in alone auto auto_no_final_runtime auto_no_exit_resources auto_no_records off; do
     if [ $variant = alone ]; then
       forks=$("$HELPERS/forker" "$WORKERS" "$SECONDS_RUN" "$MODE" fstorm | sed 's/forks=\([0-9]*\).*/\1/')
       echo "alone $forks" >>"$RESULTS"
@@ -64,6 +66,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if [ $variant = auto_no_exit_resources ]; then
       EXPORTER_ARGS=--debug.disable-kernel-features=exit_resources,oom_kernel_log,oom_cgroup_counter \
         start_exporter "$WORK/auto.yml"
+    elif [ $variant = auto_no_final_runtime ]; then
+      EXPORTER_ARGS=--debug.disable-kernel-features=final_runtime start_exporter "$WORK/auto.yml"
     else
       start_exporter "$WORK/$variant.yml"
     fi
@@ -85,9 +89,10 @@ done
 alone=$(awk '$1=="alone"{print $2}' "$RESULTS" | median)
 printf '\n%-32s %10s %9s %14s %14s %12s %12s %12s %9s\n' variant forks/s slowdown "cpu_us/proc" "(ticks)" exits_counted reap_observed unattributed overflows
 printf '%-32s %10.0f %9s %14s %14s %12s %12s %12s %9s\n' "alone" "$(awk -v f="$alone" -v s="$SECONDS_RUN" 'BEGIN{print f/s}')" "1.00" - - - - - -
-for variant in auto auto_no_exit_resources auto_no_records off; do
+for variant in auto auto_no_final_runtime auto_no_exit_resources auto_no_records off; do
   case $variant in
     auto) label="connector auto, taskstats auto" ;;
+    auto_no_final_runtime) label="  the same, final_runtime off" ;;
     auto_no_exit_resources) label="  the same, issue 13 off" ;;
     auto_no_records) label="connector auto, taskstats off" ;;
     off) label="connector off" ;;

@@ -103,6 +103,53 @@ static void BM_ExitResourcesRecordAndClaim(benchmark::State& state) {
 }
 BENCHMARK(BM_ExitResourcesRecordAndClaim);
 
+// The same with the eBPF probe's final run times (exporter/final_runtime_probe.h): the record,
+// the claim and the main thread's free, whose extra CPU is delivered at once.
+static void BM_ExitResourcesRecordClaimAndFree(benchmark::State& state) {
+  size_t delivered = 0;
+  pidfd_exporter::ExitResources resources(
+      [&delivered](size_t, const pidfd_exporter::ProcessResources&) { ++delivered; });
+  resources.ExpectFinalRuntimes([&delivered](size_t, const pidfd_exporter::FinalCpu&) { ++delivered; });
+  pidfd_exporter::TaskExitRecord record;
+  record.group_dead = true;
+  record.user_microseconds = 1000;
+  record.system_microseconds = 500;
+  record.runtime_nanoseconds = 1'600'000;
+  record.peak_rss_kib = 4096;
+  pidfd_exporter::FinalRuntime freed{0, 0, 2'000'000, 1'000'000, 600'000, 0, 0};
+  int pid = 1000;
+  for (auto _ : state) {
+    record.pid = record.tgid = freed.pid = freed.tgid = pid;
+    resources.RecordRead(record, 1);
+    resources.Claim(pid, 0u, 1, 1);
+    resources.FinalRuntimeRead(freed, 1);
+    pid = pid == 4'000'000 ? 1000 : pid + 1;
+  }
+  benchmark::DoNotOptimize(delivered);
+}
+BENCHMARK(BM_ExitResourcesRecordClaimAndFree);
+
+// A free of a process nobody watches whose records were read (nearly every free on a host).
+static void BM_ExitResourcesUnwatchedFree(benchmark::State& state) {
+  pidfd_exporter::ExitResources resources([](size_t, const pidfd_exporter::ProcessResources&) {});
+  resources.ExpectFinalRuntimes([](size_t, const pidfd_exporter::FinalCpu&) {});
+  pidfd_exporter::TaskExitRecord record;
+  record.group_dead = true;
+  record.runtime_nanoseconds = 1'600'000;
+  pidfd_exporter::FinalRuntime freed{0, 0, 2'000'000, 0, 0, 0, 0};
+  for (int pid = 1000; pid <= 11'000; ++pid) {
+    record.pid = record.tgid = pid;
+    resources.RecordRead(record, 1);
+  }
+  int pid = 1000;
+  for (auto _ : state) {
+    freed.pid = freed.tgid = pid;
+    resources.FinalRuntimeRead(freed, 1);
+    pid = pid == 11'000 ? 1000 : pid + 1;
+  }
+}
+BENCHMARK(BM_ExitResourcesUnwatchedFree);
+
 // One /dev/kmsg record that is no OOM kill (what nearly every record is).
 static void BM_ParseKernelLogRecordOther(benchmark::State& state) {
   const std::string record = "6,1234,5678901,-;EXT4-fs (vda): mounted filesystem with ordered data mode\n";
