@@ -4,7 +4,8 @@
 # nothing is installed beside it. An array rather than .incbin: ccache hashes the array's text,
 # and would not see a changed object behind .incbin.
 find_program(PIDFD_EXPORTER_BPF_CLANG NAMES clang clang-14 REQUIRED)
-pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+# 1.0+: functions return NULL and set errno on failure (older ones return error-encoded pointers).
+pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf>=1.0)
 # <asm/types.h> of the host's architecture, which <linux/types.h> includes.
 execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch OUTPUT_VARIABLE bpf_multiarch
                 OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)

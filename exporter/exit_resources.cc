@@ -35,7 +35,13 @@ void ExitResources::RecordRead(const TaskExitRecord& record, int64_t now_ns) {
   Sum& sum = sums_[tgid];
   // A finished sum nobody claimed, and a new record of the same id: the PID was reused by a
   // process that has ended too. The older one was not watched (its claim would have come first).
-  if (sum.complete) sum = Sum{};
+  if (sum.complete) {
+    // A free read before this record may be this process's (its exit event was not read yet):
+    // kept, DeliverFinal() tells whose it is.
+    std::optional<FinalRuntime> freed = sum.main_thread_final;
+    sum = Sum{};
+    sum.main_thread_final = freed;
+  }
   sum.user_microseconds += record.user_microseconds;
   sum.system_microseconds += record.system_microseconds;
   sum.runtime_nanoseconds += record.runtime_nanoseconds;
@@ -77,9 +83,16 @@ void ExitResources::DeliverSum(int tgid, const Sum& sum, size_t slot, uint64_t s
   // Freed already, unless that was an earlier process with this PID.
   if (sum.main_thread_final && DeliverFinal(slot, start_time_ticks, *sum.main_thread, *sum.main_thread_final))
     return;
-  // Replaces the entry of an earlier process with this PID that is still not freed: its final
-  // run time can no longer be told from this one's (the guard below sorts out which comes).
-  awaiting_final_[tgid] = AwaitingFinal{slot, start_time_ticks, *sum.main_thread, now_ns};
+  if (awaiting_final_.size() >= kMaxSums && awaiting_final_.count(tgid) == 0) Expire(now_ns);
+  if (awaiting_final_.size() >= kMaxSums) {
+    ++final_runtimes_lost_;  // 16,384 zombies not reaped within a minute: this one keeps its record
+    return;
+  }
+  // Replaces the entry of an earlier process with this PID that is still not freed: that one
+  // keeps its record's figure.
+  auto [entry, added] =
+      awaiting_final_.insert_or_assign(tgid, AwaitingFinal{slot, start_time_ticks, *sum.main_thread, now_ns});
+  if (!added) ++final_runtimes_lost_;
 }
 
 void ExitResources::FinalRuntimeRead(const FinalRuntime& task, int64_t now_ns) {
@@ -87,10 +100,13 @@ void ExitResources::FinalRuntimeRead(const FinalRuntime& task, int64_t now_ns) {
   // records (at most a tick each) is not followed (docs/architecture.md, "Resources").
   if (task.pid != task.tgid || !deliver_final_cpu_) return;
   if (auto awaiting = awaiting_final_.find(task.tgid); awaiting != awaiting_final_.end()) {
-    // Another task with this PID (an earlier holder freed late) leaves the entry waiting.
     const AwaitingFinal& entry = awaiting->second;
-    if (DeliverFinal(entry.slot, entry.start_time_ticks, entry.record, task)) awaiting_final_.erase(awaiting);
-    return;
+    if (DeliverFinal(entry.slot, entry.start_time_ticks, entry.record, task)) {
+      awaiting_final_.erase(awaiting);
+      return;
+    }
+    // Another holder of the PID (one freed late, or the next, not claimed yet): the entry waits
+    // on, and the free is kept with the sum below for a claim to come.
   }
   // Freed before its exit was claimed (the exit event, or its records, not read yet): kept with
   // its sum, which its records join or already fill. Every process on the host passes here; the
@@ -102,32 +118,36 @@ void ExitResources::FinalRuntimeRead(const FinalRuntime& task, int64_t now_ns) {
 }
 
 bool ExitResources::DeliverFinal(size_t slot, uint64_t start_time_ticks, const MainThreadRecord& record,
-                                 const FinalRuntime& final) {
+                                 const FinalRuntime& freed) {
   if (start_time_ticks != 0) {
     const uint64_t nanoseconds_per_tick = 1'000'000'000ULL / static_cast<uint64_t>(ClockTicksPerSecond());
-    if (final.start_boottime_nanoseconds / nanoseconds_per_tick != start_time_ticks) return false;
+    if (freed.start_boottime_nanoseconds / nanoseconds_per_tick != start_time_ticks) return false;
   }
-  std::optional<FinalCpu> cpu = CpuAfterRecord(record, final);
+  std::optional<FinalCpu> cpu = CpuAfterRecord(record, freed);
   if (!cpu) return false;
   deliver_final_cpu_(slot, *cpu);
   return true;
 }
 
 std::optional<FinalCpu> ExitResources::CpuAfterRecord(const MainThreadRecord& record,
-                                                      const FinalRuntime& final) {
-  if (final.exit_code != record.exit_code || final.runtime_nanoseconds < record.runtime_nanoseconds)
-    return std::nullopt;
-  const uint64_t after = final.runtime_nanoseconds - record.runtime_nanoseconds;
+                                                      const FinalRuntime& freed) {
+  // What was delivered for the main thread: its exact run time, or without delay accounting
+  // (the field is 0) its sampled times (Resources()).
+  const uint64_t delivered = record.runtime_nanoseconds > 0
+                                 ? record.runtime_nanoseconds
+                                 : (record.user_microseconds + record.system_microseconds) * 1000;
+  if (freed.exit_code != record.exit_code || freed.runtime_nanoseconds < delivered) return std::nullopt;
+  const uint64_t after = freed.runtime_nanoseconds - delivered;
   FinalCpu cpu;
   if (after == 0) return cpu;
   // Split like the kernel's cputime_adjust(): in the ratio of the tick-sampled times that came
-  // after the record. No tick came in most exits: the rest of an exit runs in the kernel.
-  const uint64_t user_sampled = record.user_microseconds * 1000;
-  const uint64_t system_sampled = record.system_microseconds * 1000;
-  const uint64_t user_after =
-      final.user_nanoseconds > user_sampled ? final.user_nanoseconds - user_sampled : 0;
+  // after the record, compared in the record's whole microseconds (it rounds them down). No
+  // tick came in most exits: the rest of an exit runs in the kernel.
+  const uint64_t user_now = freed.user_nanoseconds / 1000;
+  const uint64_t system_now = freed.system_nanoseconds / 1000;
+  const uint64_t user_after = user_now > record.user_microseconds ? user_now - record.user_microseconds : 0;
   const uint64_t system_after =
-      final.system_nanoseconds > system_sampled ? final.system_nanoseconds - system_sampled : 0;
+      system_now > record.system_microseconds ? system_now - record.system_microseconds : 0;
   const double seconds = static_cast<double>(after) / 1e9;
   if (user_after + system_after == 0) {
     cpu.system_seconds = seconds;
@@ -142,8 +162,9 @@ std::optional<FinalCpu> ExitResources::CpuAfterRecord(const MainThreadRecord& re
 size_t ExitResources::Expire(int64_t now_ns) {
   const int64_t oldest = now_ns - kMaxAgeNs;
   const int64_t oldest_awaiting = now_ns - kFinalMaxAgeNs;
-  std::erase_if(awaiting_final_,
-                [oldest_awaiting](const auto& entry) { return entry.second.delivered_ns < oldest_awaiting; });
+  final_runtimes_lost_ += std::erase_if(awaiting_final_, [oldest_awaiting](const auto& entry) {
+    return entry.second.delivered_ns < oldest_awaiting;
+  });
   std::erase_if(sums_, [oldest](const auto& entry) { return entry.second.updated_ns < oldest; });
   if (sums_.size() >= kMaxSums) sums_.clear();  // a flood within kMaxAgeNs: start over
   return std::erase_if(claims_, [oldest](const auto& entry) { return entry.second.claimed_ns < oldest; });

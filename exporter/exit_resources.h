@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include "final_runtime_probe.h"
 #include "taskstats.h"
@@ -96,9 +97,12 @@ class ExitResources {
     std::optional<FinalRuntime> main_thread_final;  // freed before its claim came
   };
   static ProcessResources Resources(const Sum& sum);
-  // The CPU of a main thread after its record; nullopt when `final` cannot be the same task (its
+  // The CPU of a main thread after its record; nullopt when `freed` cannot be the same task (its
   // exit status differs, or it ran less than the record says).
-  static std::optional<FinalCpu> CpuAfterRecord(const MainThreadRecord& record, const FinalRuntime& final);
+  static std::optional<FinalCpu> CpuAfterRecord(const MainThreadRecord& record, const FinalRuntime& freed);
+  // Counted processes that will get no final run time (a zombie unreaped for kFinalMaxAgeNs, a
+  // later process with the PID counted first, or kMaxSums waiting), since the last call.
+  size_t TakeFinalRuntimesLost() { return std::exchange(final_runtimes_lost_, 0); }
 
  private:
   struct PendingClaim {
@@ -115,15 +119,16 @@ class ExitResources {
     int64_t delivered_ns = 0;
   };
   void DeliverSum(int tgid, const Sum& sum, size_t slot, uint64_t start_time_ticks, int64_t now_ns);
-  // False (nothing delivered) when `final` is not the task `record` describes.
+  // False (nothing delivered) when `freed` is not the task `record` describes.
   bool DeliverFinal(size_t slot, uint64_t start_time_ticks, const MainThreadRecord& record,
-                    const FinalRuntime& final);
+                    const FinalRuntime& freed);
 
   Deliver deliver_;
   DeliverFinalCpu deliver_final_cpu_;
   std::unordered_map<int, Sum> sums_;                      // by thread group id
   std::unordered_map<int, PendingClaim> claims_;           // by process id
   std::unordered_map<int, AwaitingFinal> awaiting_final_;  // by process id
+  size_t final_runtimes_lost_ = 0;
 };
 
 }  // namespace pidfd_exporter

@@ -81,13 +81,18 @@ FinalRuntimeProbe::~FinalRuntimeProbe() {
   bpf_object__close(object_);
 }
 
-int FinalRuntimeProbe::OnRecord(void* context, void* data, size_t size) {
+int FinalRuntimeProbe::OnRecord(void* context, void* data, size_t size) noexcept {
   const auto* probe = static_cast<const FinalRuntimeProbe*>(context);
   if (size < sizeof(final_runtime_record) || probe->sink_ == nullptr) return 0;
   final_runtime_record record;
   std::memcpy(&record, data, sizeof(record));
-  (*probe->sink_)(FinalRuntime{record.pid, record.tgid, record.runtime_ns, record.user_ns, record.system_ns,
-                               record.start_boottime_ns, record.exit_code});
+  // Called from libbpf's C code: nothing may unwind through it (the sink's maps can throw
+  // bad_alloc). The record is lost then, like one the ring had no room for.
+  try {
+    (*probe->sink_)(FinalRuntime{record.pid, record.tgid, record.runtime_ns, record.user_ns, record.system_ns,
+                                 record.start_boottime_ns, record.exit_code});
+  } catch (...) {
+  }
   return 0;
 }
 

@@ -51,7 +51,7 @@ class FinalRuntimeProbe {
 
  private:
   FinalRuntimeProbe() = default;
-  static int OnRecord(void* context, void* data, size_t size);
+  static int OnRecord(void* context, void* data, size_t size) noexcept;
 
   bpf_object* object_ = nullptr;
   bpf_link* link_ = nullptr;

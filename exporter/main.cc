@@ -330,9 +330,8 @@ bool AttachTaskstats(const Config& config, Tracker* tracker, KernelFeatures* fea
   return true;
 }
 
-// Step 4c: what exited processes used, from the taskstats records (read with them or not at all),
-// and the CPU after those records from the eBPF probe where it loads.
-void AttachExitResources(Tracker* tracker, KernelFeatures* features) {
+// Step 4c: what exited processes used, from the taskstats records (read with them or not at all).
+void ReportExitResources(KernelFeatures* features) {
   if (!features->exit_resources) {
     LogInfo("Exit resources off (--debug.disable-kernel-features=exit_resources)");
   } else if (!features->taskstats) {
@@ -345,25 +344,29 @@ void AttachExitResources(Tracker* tracker, KernelFeatures* features) {
         "Exit resources counted from taskstats exit records: CPU, peak RSS and storage I/O of exited "
         "processes");
   }
+}
+
+// Step 4d: the CPU after each exit record, from the eBPF probe where it loads.
+void AttachFinalRuntimeProbe(Tracker* tracker, KernelFeatures* features) {
   std::string error = "off (--debug.disable-kernel-features=final_runtime)";
   if (!features->exit_resources) error = "needs exit resources";
   std::unique_ptr<FinalRuntimeProbe> probe;
   if (features->exit_resources && features->final_runtime) probe = FinalRuntimeProbe::Open(&error);
-  features->final_runtime = probe != nullptr;
-  if (!probe) {
+  features->final_runtime = probe && tracker->AttachFinalRuntimeProbe(std::move(probe));
+  if (!features->final_runtime) {
     LogInfo(
-        "Final run times unavailable: pidfd_process_cpu_seconds_total stops at each exit record and misses "
-        "the end of the exit (about 0.5 ms per process, more for large address spaces)",
+        "Final run times unavailable: pidfd_process_cpu_seconds_total stops at each exit record, before "
+        "the end of the exit (about 0.5 ms per process, more for large address spaces) and up to a tick "
+        "after the last update of the process's run time",
         {{"err", error}});
     return;
   }
   LogInfo(
       "Final run times read by an eBPF program at sched_process_free: CPU counted as the parent's "
       "getrusage(RUSAGE_CHILDREN) counts it, the rest once the process is reaped");
-  tracker->AttachFinalRuntimeProbe(std::move(probe));
 }
 
-// Step 4d: the sources that tell an OOM kill from a kill -9 (exporter/oom_attribution.h).
+// Step 4e: the sources that tell an OOM kill from a kill -9 (exporter/oom_attribution.h).
 void AttachOomAttribution(EventLoop* loop, Metrics* metrics, Tracker* tracker, KernelFeatures* features) {
   std::unique_ptr<KernelLog> log;
   std::string log_error = "off (--debug.disable-kernel-features=oom_kernel_log)";
@@ -635,7 +638,8 @@ int Run(int argc, char** argv) {
       !AttachTaskstats(config, tracker.get(), &features))
     return 1;
   WarnIfRecordsCannotName(features, *tracker);
-  AttachExitResources(tracker.get(), &features);
+  ReportExitResources(&features);
+  AttachFinalRuntimeProbe(tracker.get(), &features);
   AttachOomAttribution(loop.get(), &metrics, tracker.get(), &features);
   metrics.SetKernelFeatures(features);
 

@@ -395,16 +395,21 @@ size_t Metrics::Handle(size_t index, uint32_t generation) {
 }
 
 Metrics::SetSeries* Metrics::Live(size_t slot) {
-  const size_t index = slot & kIndexMask;
-  if (index < sets_.size()) {
-    SetSeries& set = sets_[index];
-    if (!set.removed && set.generation == static_cast<uint32_t>(slot >> kGenerationShift)) {
-      ++set.events;
-      return &set;
-    }
+  SetSeries* set = Find(slot);
+  if (!set) {
+    CountError("stale_set_slot");
+    return nullptr;
   }
-  CountError("stale_set_slot");
-  return nullptr;
+  ++set->events;
+  return set;
+}
+
+Metrics::SetSeries* Metrics::Find(size_t slot) {
+  const size_t index = slot & kIndexMask;
+  if (index >= sets_.size()) return nullptr;
+  SetSeries& set = sets_[index];
+  if (set.removed || set.generation != static_cast<uint32_t>(slot >> kGenerationShift)) return nullptr;
+  return &set;
 }
 
 void Metrics::ResetSet(SetSeries& set) {
@@ -694,7 +699,9 @@ void Metrics::ExitResourcesObserved(size_t slot, double user_seconds, double sys
 }
 
 void Metrics::ExitCpuAdded(size_t slot, double user_seconds, double system_seconds) {
-  SetSeries* set = Live(slot);
+  // Up to a minute after the exit (at the reap): a reload may have removed the set since, which
+  // is no bug (Live() would count stale_set_slot).
+  SetSeries* set = Find(slot);
   if (set && set->resources) AddCpu(*set->resources, user_seconds, system_seconds);
 }
 
@@ -731,11 +738,11 @@ void Metrics::UnattributedExit() {
   unattributed_exits_.Increment();
 }
 
-void Metrics::CountError(const std::string& operation) {
+void Metrics::CountError(const std::string& operation, uint64_t count) {
   auto found = errors_.find(operation);
   if (found == errors_.end())
     found = errors_.emplace(operation, &errors_family_.Add({{"op", operation}})).first;
-  found->second->Increment();
+  found->second->Increment(static_cast<double>(count));
 }
 
 void Metrics::SetKernelFeatures(const KernelFeatures& features) {

@@ -111,14 +111,14 @@ class Metrics {
   // What an exited process used (taskstats records): written by ExitAccounting only.
   void ExitResourcesObserved(size_t slot, double user_seconds, double system_seconds, uint64_t peak_rss_bytes,
                              uint64_t read_bytes, uint64_t write_bytes);
-  // CPU of an exited process counted after its resources (exporter/final_runtime_probe.h): the
-  // set's CPU series exist already (nothing is added to a set without them).
+  // CPU of an exited process counted after its resources (exporter/final_runtime_probe.h), at its
+  // reap: the set's CPU series exist already; a set removed since gets nothing.
   void ExitCpuAdded(size_t slot, double user_seconds, double system_seconds);
   void ReapLatencyObserved(size_t slot, double seconds);
   void LifetimeObserved(size_t slot, double seconds);
   void MissedExit(size_t slot);
   void UnattributedExit();
-  void CountError(const std::string& operation);
+  void CountError(const std::string& operation, uint64_t count = 1);
   void SetKernelFeatures(const KernelFeatures& features);
   void SetWatchedPidfds(int64_t count);
   // One round of reap checks (kernels before 6.9): `checks` made, `delayed` when the cap left
@@ -192,6 +192,8 @@ class Metrics {
   static size_t Handle(size_t index, uint32_t generation);
   // The live set of a handle; nullptr (counted as an error) for a stale or invalid one.
   SetSeries* Live(size_t slot);
+  // The set `slot` names, or nullptr when it was removed since; counts nothing.
+  SetSeries* Find(size_t slot);
   size_t OverflowSlot(const std::string& sanitized_name);
   void AddParentZombie(SetSeries& set, const std::string& parent_label);
   void DropParentZombie(SetSeries& set, const std::string& parent_label);

@@ -68,9 +68,10 @@ class Tracker {
   // task as it died, so a process that exec'd and was reaped before its new name could be read
   // is still placed in its set, when every matcher looks at the name alone.
   void AttachTaskstats(std::unique_ptr<TaskstatsListener> listener);
-  // Takes the loaded eBPF probe (after AttachTaskstats, with exit resources on): the CPU each
-  // process used after its exit record is counted once the kernel frees it.
-  void AttachFinalRuntimeProbe(std::unique_ptr<FinalRuntimeProbe> probe);
+  // Takes the loaded eBPF probe (after AttachTaskstats): the CPU each process used after its
+  // exit record is counted once the kernel frees it. False (the probe is dropped) without exit
+  // resources.
+  bool AttachFinalRuntimeProbe(std::unique_ptr<FinalRuntimeProbe> probe);
   // Takes the OOM attribution sources (tracker_exit_counts.cc): SIGKILL exits are then counted as
   // oom_killed when the OOM killer sent the signal.
   void AttachOomAttribution(std::unique_ptr<OomAttribution> oom) { oom_ = std::move(oom); }
@@ -271,14 +272,14 @@ class Tracker {
                           uint64_t start_time_ticks = 0);
   void OnResourcesTimer();
   void ArmResourcesTimer(int64_t now_ns);
-  // Reads the tasks the kernel freed since the last call into exit_resources_.
+  // Reads the tasks the kernel freed since the last call into exit_resources_ (only with the probe).
   void DrainFinalRuntimes(int64_t now_ns);
-  std::unique_ptr<ExitResources> exit_resources_;      // with taskstats only
-  std::unique_ptr<FinalRuntimeProbe> final_runtimes_;  // with exit_resources_ only
-  uint64_t final_runtimes_dropped_ = 0;                // the probe's count when last read
+  std::unique_ptr<ExitResources> exit_resources_;           // with taskstats only
+  std::unique_ptr<FinalRuntimeProbe> final_runtime_probe_;  // with exit_resources_ only
+  uint64_t final_runtimes_dropped_ = 0;                     // the probe's count when last read
   std::unique_ptr<OomAttribution> oom_;
   int resources_timer_id_ = -1;
-  bool resources_timer_armed_ = false;
+  std::optional<int64_t> resources_timer_due_;  // when the armed timer fires; nullopt: disarmed
   // Records of a counted exit are queued already; reading them this long after the claim
   // batches the reads of a burst of exits (one system call per batch, not per exit).
   static constexpr int64_t kResourcesReadDelayNs = 10'000'000;

@@ -53,11 +53,12 @@ void Tracker::AttachTaskstats(std::unique_ptr<TaskstatsListener> listener) {
       });
 }
 
-void Tracker::AttachFinalRuntimeProbe(std::unique_ptr<FinalRuntimeProbe> probe) {
-  if (!exit_resources_) return;
-  final_runtimes_ = std::move(probe);
+bool Tracker::AttachFinalRuntimeProbe(std::unique_ptr<FinalRuntimeProbe> probe) {
+  if (!exit_resources_) return false;
+  final_runtime_probe_ = std::move(probe);
   exit_resources_->ExpectFinalRuntimes(
       [this](size_t slot, const FinalCpu& cpu) { accounting_.ExitFinalCpuCounted(slot, cpu); });
+  return true;
 }
 
 void Tracker::DrainConnector() {
@@ -65,7 +66,7 @@ void Tracker::DrainConnector() {
   draining_connector_ = true;
   // Every exit on the host comes through here: reading the probe's ring with them keeps it from
   // filling (it wakes nobody by itself), and costs no system call.
-  if (final_runtimes_) DrainFinalRuntimes(MonotonicNanoseconds());
+  if (final_runtime_probe_) DrainFinalRuntimes(MonotonicNanoseconds());
   // Bounded rounds: under a fork storm the loop must still get to pidfds and scrapes;
   // the socket stays readable and epoll calls back.
   for (int round = 0; round < 16; ++round) {

@@ -70,34 +70,39 @@ void Tracker::ClaimExitResources(int pid, std::optional<uint32_t> wait_status, s
 }
 
 void Tracker::ArmResourcesTimer(int64_t now_ns) {
-  if (resources_timer_armed_) return;
+  std::optional<int64_t> due;
   if (exit_resources_->HasClaims())
-    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now_ns + kResourcesReadDelayNs);
+    due = now_ns + kResourcesReadDelayNs;
   else if (exit_resources_->AwaitsFinalRuntimes())
-    resources_timer_armed_ = loop_->ArmTimerAt(resources_timer_id_, now_ns + kFinalRuntimePollNs);
+    due = now_ns + kFinalRuntimePollNs;
+  // An earlier deadline stands; a claim after a final run time's poll brings it forward.
+  if (!due || (resources_timer_due_ && *resources_timer_due_ <= *due)) return;
+  if (loop_->ArmTimerAt(resources_timer_id_, *due)) resources_timer_due_ = due;
 }
 
 void Tracker::OnResourcesTimer() {
-  resources_timer_armed_ = false;
+  resources_timer_due_.reset();
   if (!exit_records_ || !exit_resources_) return;
   const int64_t now = MonotonicNanoseconds();
-  DrainFinalRuntimes(now);
+  if (final_runtime_probe_) DrainFinalRuntimes(now);
   // Reads the queued records: the claimed processes' are among them.
   if (exit_resources_->HasClaims()) exit_records_->Pair();
-  if (const size_t lost = exit_resources_->Expire(now))
-    for (size_t claim = 0; claim < lost; ++claim) metrics_->CountError("exit_resources_lost");
-  if (final_runtimes_) {
-    // A full ring lost records: those processes keep the run time of their exit record.
-    const uint64_t dropped = final_runtimes_->Dropped();
-    for (; final_runtimes_dropped_ < dropped; ++final_runtimes_dropped_)
-      metrics_->CountError("final_runtime_dropped");
+  if (const size_t lost = exit_resources_->Expire(now)) metrics_->CountError("exit_resources_lost", lost);
+  if (final_runtime_probe_) {
+    // Those processes keep the run time of their exit record: a full ring lost their frees,
+    // or they were not freed within a minute (zombies), or another took their PID first.
+    const uint64_t dropped = final_runtime_probe_->Dropped();
+    if (dropped > final_runtimes_dropped_)
+      metrics_->CountError("final_runtime_dropped", dropped - final_runtimes_dropped_);
+    final_runtimes_dropped_ = dropped;
+    if (const size_t lost = exit_resources_->TakeFinalRuntimesLost())
+      metrics_->CountError("final_runtime_lost", lost);
   }
   ArmResourcesTimer(now);
 }
 
 void Tracker::DrainFinalRuntimes(int64_t now_ns) {
-  if (!final_runtimes_) return;
-  final_runtimes_->Drain(
+  final_runtime_probe_->Drain(
       [this, now_ns](const FinalRuntime& task) { exit_resources_->FinalRuntimeRead(task, now_ns); });
 }
 

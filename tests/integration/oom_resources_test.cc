@@ -281,6 +281,13 @@ struct BurnerRun {
   Metrics metrics;
 };
 
+// wait4() rounds user and system time down to 1 us each.
+constexpr double kWait4Rounding = 5e-6;
+// Reaped as soon as it is a zombie, the burner may still run the last of its exit (after it
+// notified its parent, before its final switch) when wait4() reads its run time; the probe
+// reads it once the task is freed. Measured +0.6 us natively (tests/vm/README.md).
+constexpr double kExitTailAfterWait4 = 0.002;
+
 double CpuOf(const Metrics& metrics, const std::string& set) {
   return metrics.ValueOrZero("pidfd_process_cpu_seconds_total", {{"set", set}, {"mode", "user"}}) +
          metrics.ValueOrZero("pidfd_process_cpu_seconds_total", {{"set", set}, {"mode", "system"}});
@@ -319,8 +326,9 @@ void RunBurner(const std::string& set, const std::vector<std::string>& flags, Bu
       final_runtime ? "the burner's resources and the CPU of the rest of its exit" : "the burner's resources",
       [&](const Metrics& m) {
         if (m.ValueOrZero("pidfd_process_peak_rss_bytes_count", {{"set", set}}) != 1) return false;
-        // wait4() rounds each mode down to 1 us.
-        return !final_runtime || std::abs(CpuOf(m, set) - parent_cpu) <= 5e-6;
+        // wait4() rounds each mode down to 1 us. Without the probe's share the exporter is
+        // milliseconds short (the 64 MiB teardown): this waits for that share to come.
+        return !final_runtime || CpuOf(m, set) >= parent_cpu - kWait4Rounding;
       },
       &run->metrics))
       << "exporter " << CpuOf(run->metrics, set) << " s, wait4() " << parent_cpu << " s";
@@ -365,8 +373,12 @@ TEST(ExitResourcesTest, WithTheProbeCpuIsWhatTheParentSees) {
   if (!run.final_runtime)
     SKIP_UNLESS_CI(
         "the eBPF probe did not load (CAP_BPF, CAP_PERFMON, kernel BTF and Linux 5.8+ are needed)");
-  // RunBurner waited for the exporter's CPU to come within 5 us of wait4()'s, and failed if it
-  // did not. The split follows the kernel's: nearly all of it user time, like the parent's.
+  // RunBurner waited for the exporter's CPU to reach wait4()'s, and failed if it did not.
+  const double cpu = CpuOf(run.metrics, set);
+  const double parent_cpu = Seconds(run.parent_view.ru_utime) + Seconds(run.parent_view.ru_stime);
+  EXPECT_LE(cpu, parent_cpu + kExitTailAfterWait4)
+      << "exporter " << cpu << " s, wait4() " << parent_cpu << " s";
+  // The split follows the kernel's: nearly all of it user time, like the parent's.
   const double user =
       run.metrics.ValueOrZero("pidfd_process_cpu_seconds_total", {{"set", set}, {"mode", "user"}});
   EXPECT_NEAR(user, Seconds(run.parent_view.ru_utime), 0.01);

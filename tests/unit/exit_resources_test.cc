@@ -189,20 +189,63 @@ TEST_F(FinalRuntimeTest, OnlyTheMainThreadCounts) {
 
 TEST_F(FinalRuntimeTest, EarlierProcessWithThePidIsRejected) {
   // The PID's earlier holder is freed only after the new one exited and was counted: its exit
-  // status, its start or its smaller run time tells it apart.
+  // status, its smaller run time or its start tells it apart. Each check alone (the start is
+  // this process's in the first two).
   resources_.RecordRead(Record(160, 160, true, 50000, 0, 50'000'000, 1), 1);
   resources_.Claim(160, 0x9, 1, 2, /*start_time_ticks=*/500);
-  resources_.FinalRuntimeRead(Freed(160, 160, 60'000'000, 0, 0, 0x700), 3);  // other status
-  resources_.FinalRuntimeRead(Freed(160, 160, 10'000'000, 0, 0), 4);         // ran less
+  resources_.FinalRuntimeRead(Freed(160, 160, 60'000'000, 0, 0, 0x700, 5'000'000'000), 3);  // other status
+  resources_.FinalRuntimeRead(Freed(160, 160, 10'000'000, 0, 0, 0x9, 5'000'000'000), 4);    // ran less
+  resources_.FinalRuntimeRead(Freed(160, 160, 60'000'000, 0, 0, 0x9, 4'990'000'000), 5);    // tick 499
   EXPECT_TRUE(final_.empty());
-  // Started at tick 499 (5.0 s at 100 Hz is tick 500).
-  resources_.RecordRead(Record(161, 161, true, 1000, 0, 1'000'000, 1), 5);
-  resources_.Claim(161, 0x9, 1, 6, 500);
-  resources_.FinalRuntimeRead(Freed(161, 161, 2'000'000, 0, 0, 0x9, 4'990'000'000), 7);
-  EXPECT_TRUE(final_.empty());
-  resources_.FinalRuntimeRead(Freed(161, 161, 2'000'000, 0, 0, 0x9, 5'000'000'000), 8);
+  EXPECT_TRUE(resources_.AwaitsFinalRuntimes());
+  resources_.FinalRuntimeRead(Freed(160, 160, 50'100'000, 0, 0, 0x9, 5'000'000'000), 6);
   ASSERT_EQ(final_.size(), 1u);
-  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.001);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0001);
+}
+
+TEST_F(FinalRuntimeTest, RejectedFreeWaitsForTheNextHolderOfThePid) {
+  // Process 162 waits for its free; the next holder of the PID is freed first (its exit event
+  // not read yet). The wait goes on, and the next holder's claim finds its own free.
+  resources_.RecordRead(Record(162, 162, true, 1000, 0, 1'000'000, 1), 1);
+  resources_.Claim(162, 0x9, 1, 2, 100);
+  resources_.RecordRead(Record(162, 162, true, 2000, 0, 2'000'000, 1), 3);
+  resources_.FinalRuntimeRead(Freed(162, 162, 2'300'000, 0, 0, 0x9, 2'000'000'000), 4);  // tick 200
+  EXPECT_TRUE(final_.empty());
+  resources_.Claim(162, 0x9, 2, 5, 200);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_EQ(final_[0].slot, 2u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0003);
+}
+
+TEST_F(FinalRuntimeTest, WithoutDelayAccountingTheSampledTimesWereDelivered) {
+  // cpu_run_virtual_total is 0: 3 ms of samples were counted, the rest is final - 3 ms.
+  resources_.RecordRead(Record(164, 164, true, 2000, 1000, 0, 1), 1);
+  resources_.Claim(164, 0x9, 1, 2);
+  ASSERT_EQ(delivered_.size(), 1u);
+  EXPECT_DOUBLE_EQ(delivered_[0].resources.user_seconds + delivered_[0].resources.system_seconds, 0.003);
+  resources_.FinalRuntimeRead(Freed(164, 164, 3'400'000, 2'000'000, 1'000'000), 3);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.user_seconds + final_[0].cpu.system_seconds, 0.0004);
+}
+
+TEST_F(FinalRuntimeTest, NanosecondsTheRecordRoundedAwayAreNoTick) {
+  // The record has 16 ms and 4 ms in whole microseconds; the task's own figures have 999 ns more
+  // each (steal or IRQ time accounting makes them any nanosecond): no tick came after the record.
+  resources_.RecordRead(Record(166, 166, true, 16000, 4000, 20'000'000, 1), 1);
+  resources_.Claim(166, 0x9, 1, 2);
+  resources_.FinalRuntimeRead(Freed(166, 166, 20'500'000, 16'000'999, 4'000'999), 3);
+  ASSERT_EQ(final_.size(), 1u);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.user_seconds, 0);
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0005);
+}
+
+TEST_F(FinalRuntimeTest, UnreapedZombiesAreCountedAsLost) {
+  resources_.RecordRead(Record(168, 168, true, 1000, 0, 1'000'000, 1), 0);
+  resources_.Claim(168, 0x9, 1, 0);
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), 0u);
+  resources_.Expire(ExitResources::kFinalMaxAgeNs + 1);
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), 1u);
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), 0u);
 }
 
 TEST_F(FinalRuntimeTest, EarlierHolderFreedBeforeTheClaimIsNotTaken) {

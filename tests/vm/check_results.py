@@ -39,7 +39,8 @@ EXPECTED_EXITS = {
 }
 MILLISECOND = 1e-3
 CPU_ROUNDING_PER_CHILD = 5e-6
-# The end of an exit after the parent is notified: ~300 us under QEMU's emulation, ~10 us native.
+# The end of an exit after the parent is notified: up to ~300 us per child measured under QEMU's
+# emulation (its vCPU can be descheduled there), ~1 us natively.
 EXIT_TAIL_PER_CHILD = 1e-3
 
 

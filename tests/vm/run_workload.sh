@@ -105,9 +105,9 @@ if [ $status = 0 ] && [ -n "${OOM_CGROUP:-}" ]; then
     wait_for "the kill -9 counted by both" 30 \
       both_value 'pidfd_process_exits_total{code="SIGKILL",reason="killed",set="oom"}' 1
   else
-    pkill -KILL -f oom_hog
-    pkill -KILL -f oom_sib
-    kill -KILL $oom 2>/dev/null
+    for pid in $(sed -n 's/^OOM started hog=\([0-9]*\) sibling=\([0-9]*\)$/\1 \2/p' "$WORK/oom.out") $oom; do
+      kill -KILL "$pid" 2>/dev/null
+    done
     wait $oom 2>/dev/null
   fi
   fetch_at $PORT /metrics >"$WORK/scrape_oom_both.txt"

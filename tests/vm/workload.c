@@ -51,22 +51,28 @@ static void Die(const char* what) {
   exit(2);
 }
 
+// Reads `fd` until its writers are gone (EOF) or it fails for good.
+static void WaitForEof(int fd) {
+  char byte;
+  for (;;) {
+    const ssize_t got = read(fd, &byte, 1);
+    if (got > 0 || (got < 0 && errno == EINTR)) continue;
+    return;
+  }
+}
+
 static int RunChild(int argc, char** argv) {
   if (argc < 4) return 2;
   const int code = atoi(argv[3]);
   if (strcmp(argv[2], "wait") == 0) {
-    char byte;
-    while (read(3, &byte, 1) > 0 || errno == EINTR) {
-    }
+    WaitForEof(3);
   } else if (strcmp(argv[2], "forever") == 0) {
     for (;;) pause();
   } else if (strcmp(argv[2], "hog") == 0) {
     // The OOM phase's victim: told to go by EOF on fd 3, it touches 256 MiB, 8 times its
     // cgroup's memory.max; the OOM killer ends it before the exit below. (1 GiB would not be
     // mapped at all: the VM has 1 GiB and no swap, and the kernel refuses such an overcommit.)
-    char byte;
-    while (read(3, &byte, 1) > 0 || errno == EINTR) {
-    }
+    WaitForEof(3);
     const size_t bytes = (size_t)256 << 20;
     char* memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) _exit(125);
@@ -318,7 +324,9 @@ static pid_t SpawnInCgroup(const char* bindir, const char* name, const char* arg
     snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
     const int procs = open(path, O_WRONLY | O_CLOEXEC);
     if (procs < 0 || write(procs, "0", 1) != 1) _exit(124);
-    if (fd3 >= 0 && dup2(fd3, 3) < 0) _exit(126);
+    // fd 3 across the exec: dup2() onto itself would keep close-on-exec.
+    if (fd3 == 3 && fcntl(3, F_SETFD, 0) != 0) _exit(126);
+    if (fd3 >= 0 && fd3 != 3 && dup2(fd3, 3) < 0) _exit(126);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -340,7 +348,7 @@ static int Oom(const char* bindir, const char* cgroup) {
   const pid_t hog = SpawnInCgroup(bindir, "oom_hog", "hog", cgroup, go[0]);
   const pid_t sibling = SpawnInCgroup(bindir, "oom_sib", "forever", cgroup, -1);
   close(go[0]);
-  printf("OOM started\n");
+  printf("OOM started hog=%d sibling=%d\n", (int)hog, (int)sibling);
   fflush(stdout);
   WaitForSigusr1();
   close(go[1]);
