@@ -23,7 +23,9 @@ namespace {
 // stderr behind the exporter's log. Open() runs once, on the main thread before the loop starts.
 std::string* libbpf_messages = nullptr;
 
-int CollectLibbpfMessage(enum libbpf_print_level level, const char* format, va_list arguments) {
+// `format` is libbpf's own printf format (the attribute tells the compiler so).
+__attribute__((format(printf, 2, 0))) int CollectLibbpfMessage(enum libbpf_print_level level,
+                                                               const char* format, va_list arguments) {
   if (level == LIBBPF_DEBUG || libbpf_messages == nullptr) return 0;
   char line[512];
   const int length = std::vsnprintf(line, sizeof(line), format, arguments);
