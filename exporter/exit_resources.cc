@@ -90,9 +90,10 @@ void ExitResources::DeliverSum(int tgid, const Sum& sum, size_t slot, uint64_t s
   }
   // Replaces the entry of an earlier process with this PID that is still not freed: that one
   // keeps its record's figure.
-  auto [entry, added] =
-      awaiting_final_.insert_or_assign(tgid, AwaitingFinal{slot, start_time_ticks, *sum.main_thread, now_ns});
-  if (!added) ++final_runtimes_lost_;
+  const bool replaced =
+      !awaiting_final_.insert_or_assign(tgid, AwaitingFinal{slot, start_time_ticks, *sum.main_thread, now_ns})
+           .second;
+  if (replaced) ++final_runtimes_lost_;
 }
 
 void ExitResources::FinalRuntimeRead(const FinalRuntime& task, int64_t now_ns) {

@@ -273,7 +273,7 @@ class Tracker {
   void OnResourcesTimer();
   void ArmResourcesTimer(int64_t now_ns);
   // Reads the tasks the kernel freed since the last call into exit_resources_ (only with the probe).
-  void DrainFinalRuntimes(int64_t now_ns);
+  void DrainFinalRuntimes();
   std::unique_ptr<ExitResources> exit_resources_;           // with taskstats only
   std::unique_ptr<FinalRuntimeProbe> final_runtime_probe_;  // with exit_resources_ only
   uint64_t final_runtimes_dropped_ = 0;                     // the probe's count when last read

@@ -66,7 +66,7 @@ void Tracker::DrainConnector() {
   draining_connector_ = true;
   // Every exit on the host comes through here: reading the probe's ring with them keeps it from
   // filling (it wakes nobody by itself), and costs no system call.
-  if (final_runtime_probe_) DrainFinalRuntimes(MonotonicNanoseconds());
+  if (final_runtime_probe_) DrainFinalRuntimes();
   // Bounded rounds: under a fork storm the loop must still get to pidfds and scrapes;
   // the socket stays readable and epoll calls back.
   for (int round = 0; round < 16; ++round) {

@@ -84,7 +84,7 @@ void Tracker::OnResourcesTimer() {
   resources_timer_due_.reset();
   if (!exit_records_ || !exit_resources_) return;
   const int64_t now = MonotonicNanoseconds();
-  if (final_runtime_probe_) DrainFinalRuntimes(now);
+  if (final_runtime_probe_) DrainFinalRuntimes();
   // Reads the queued records: the claimed processes' are among them.
   if (exit_resources_->HasClaims()) exit_records_->Pair();
   if (const size_t lost = exit_resources_->Expire(now)) metrics_->CountError("exit_resources_lost", lost);
@@ -101,9 +101,13 @@ void Tracker::OnResourcesTimer() {
   ArmResourcesTimer(now);
 }
 
-void Tracker::DrainFinalRuntimes(int64_t now_ns) {
-  final_runtime_probe_->Drain(
-      [this, now_ns](const FinalRuntime& task) { exit_resources_->FinalRuntimeRead(task, now_ns); });
+void Tracker::DrainFinalRuntimes() {
+  // The clock is read once, and only when a record came: most connector reads find none.
+  std::optional<int64_t> now;
+  final_runtime_probe_->Drain([this, &now](const FinalRuntime& task) {
+    if (!now) now = MonotonicNanoseconds();
+    exit_resources_->FinalRuntimeRead(task, *now);
+  });
 }
 
 }  // namespace pidfd_exporter

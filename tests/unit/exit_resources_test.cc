@@ -270,6 +270,29 @@ TEST_F(FinalRuntimeTest, UnreapedZombieStopsWaitingAfterAMinute) {
   EXPECT_TRUE(final_.empty());
 }
 
+TEST_F(FinalRuntimeTest, AtMostKMaxSumsWaitAndTheNextIsCountedLost) {
+  // At the cap every process still waits; past it, within the minute, the next one is lost
+  // (counted), and the ones waiting keep waiting.
+  constexpr int kFirst = 100000;
+  for (int pid = kFirst; pid < kFirst + static_cast<int>(ExitResources::kMaxSums); ++pid) {
+    resources_.RecordRead(Record(pid, pid, true, 1000, 0, 1'000'000, 1), 1);
+    resources_.Claim(pid, 0x9, 1, 1);
+  }
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), 0u);
+  const int past = kFirst + static_cast<int>(ExitResources::kMaxSums);
+  resources_.RecordRead(Record(past, past, true, 1000, 0, 1'000'000, 1), 2);
+  resources_.Claim(past, 0x9, 1, 2);
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), 1u);
+  resources_.FinalRuntimeRead(Freed(past, past, 2'000'000, 0, 0), 3);
+  resources_.FinalRuntimeRead(Freed(kFirst, kFirst, 1'500'000, 0, 0), 3);
+  ASSERT_EQ(final_.size(), 1u);  // the first waiter's; none for the lost one
+  EXPECT_DOUBLE_EQ(final_[0].cpu.system_seconds, 0.0005);
+  // A minute later the waiters that were never freed are counted lost too.
+  resources_.Expire(ExitResources::kFinalMaxAgeNs + 2);
+  EXPECT_EQ(resources_.TakeFinalRuntimesLost(), ExitResources::kMaxSums - 1);
+  EXPECT_FALSE(resources_.AwaitsFinalRuntimes());
+}
+
 TEST_F(ExitResourcesTest, WithoutTheProbeNothingWaits) {
   resources_.RecordRead(Record(180, 180, true, 1000, 0, 1'000'000, 1), 1);
   resources_.Claim(180, 0x9, 1, 2);
